@@ -1,0 +1,17 @@
+"""effnet_mm: EfficientNet image classification on MindSpore, in the OpenMMLab style."""
+from .version import __version__
+
+
+def _check_numpy() -> None:
+    # MindSpore <= 2.10 is built against the numpy 1.x C-API: with numpy 2 its first eager op fails with a
+    # confusing "Numpy init failed".  Refuse early with an actionable message instead.
+    import numpy
+
+    if int(numpy.__version__.split('.')[0]) >= 2:
+        raise ImportError(f'effnet_mm needs numpy<2 (MindSpore binaries use the numpy 1.x C-API), '
+                          f'but numpy {numpy.__version__} is installed: pip install "numpy<2"')
+
+
+_check_numpy()
+
+__all__ = ['__version__']

@@ -1,0 +1,4 @@
+from .efficientnet import EfficientNet
+from .mbconv import MBConv
+
+__all__ = ['EfficientNet', 'MBConv']

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+from typing import List, Sequence, Tuple, Union
+
+from mindspore import nn
+
+from effnet_mm.registry import MODELS
+from effnet_mm.variants import Variant, get_variant
+from ..layers import ConvBNAct
+from .mbconv import MBConv
+
+
+def _stage_groups(variant: Variant) -> List[List[dict]]:
+    """Block kwargs grouped by output stride: a TF stage with stride 1 joins the previous group (mmpretrain layout).
+
+    Returns five groups (output strides 2, 4, 8, 16, 32) of per-block keyword arguments for :class:`MBConv`,
+    without the drop-path rate.
+    """
+    groups: List[List[dict]] = []
+    for stage_idx, stage in enumerate(variant.stages()):
+        blocks = [
+            dict(
+                in_channels=stage.in_channels if i == 0 else stage.out_channels,
+                out_channels=stage.out_channels,
+                kernel_size=stage.kernel_size,
+                stride=stage.stride if i == 0 else 1,
+                expand_ratio=stage.expand_ratio,
+                se_ratio=stage.se_ratio) for i in range(stage.repeats)
+        ]
+        if stage_idx == 0 or stage.stride != 1:
+            groups.append(blocks)
+        else:
+            groups[-1].extend(blocks)
+    return groups
+
+
+@MODELS.register_module()
+class EfficientNet(nn.Cell):
+    """EfficientNet backbone B0–B8 and L2, numerically equivalent to the TensorFlow reference.
+
+    Built from :data:`effnet_mm.variants.VARIANTS` with TF's rounding rules.  Every conv uses static TF "SAME"
+    padding, BN uses eps 1e-3 / momentum 0.99, activations are swish, and block ``i`` of ``N`` drops its residual
+    branch with probability ``drop_path_rate * i / N`` (TF's survival formula; the first block never drops).
+
+    The cells are grouped like mmpretrain's EfficientNet into seven ``layers``: ``layers.0`` is the stem,
+    ``layers.1``–``layers.5`` hold the blocks with output strides 2, 4, 8, 16 and 32, and ``layers.6`` is the 1x1
+    head conv (``round(1280 * width)`` channels).
+
+    Example config::
+
+        backbone = dict(type='EfficientNet', arch='b0', drop_path_rate=0.2, out_indices=(6, ))
+
+    Args:
+        arch: variant name, ``'b0'`` ... ``'b8'`` or ``'l2'``.
+        drop_path_rate: drop-connect rate (TF ``1 - survival_prob``; 0.2 in the TF recipe).
+        out_indices: indices of ``layers`` whose outputs are returned (negative values count from the end).
+        frozen_stages: freeze ``layers[0:frozen_stages]``: their parameters stop requiring gradients and their BN
+            layers always use (and never update) the moving statistics.
+        norm_eval: keep every BN layer on its moving statistics, also in training.
+        in_channels: input image channels.
+    """
+
+    num_layers = 7
+
+    def __init__(self,
+                 arch: str = 'b0',
+                 drop_path_rate: float = 0.2,
+                 out_indices: Union[int, Sequence[int]] = (6, ),
+                 frozen_stages: int = 0,
+                 norm_eval: bool = False,
+                 in_channels: int = 3) -> None:
+        super().__init__()
+        self.variant = get_variant(arch)
+        self.arch = self.variant.name
+        self.out_indices = self._normalise_out_indices(out_indices)
+        if not 0 <= frozen_stages <= self.num_layers:
+            raise ValueError(f'EfficientNet: frozen_stages must be in [0, {self.num_layers}], got {frozen_stages}')
+        if not 0.0 <= drop_path_rate < 1.0:
+            raise ValueError(f'EfficientNet: drop_path_rate must be in [0, 1), got {drop_path_rate}')
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.drop_path_rate = drop_path_rate
+
+        groups = _stage_groups(self.variant)
+        num_blocks = sum(len(g) for g in groups)
+        layers = [ConvBNAct(in_channels, self.variant.stem_channels, 3, stride=2)]
+        block_idx = 0
+        for group in groups:
+            blocks = []
+            for kwargs in group:
+                blocks.append(MBConv(**kwargs, drop_path_rate=drop_path_rate * block_idx / num_blocks))
+                block_idx += 1
+            layers.append(nn.SequentialCell(blocks))
+        layers.append(ConvBNAct(groups[-1][-1]['out_channels'], self.variant.head_channels, 1))
+        self.layers = nn.CellList(layers)
+        self.out_channels = tuple(self._layer_out_channels(groups)[i] for i in self.out_indices)
+        self._apply_freeze_and_norm_eval()
+
+    def _normalise_out_indices(self, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
+        if isinstance(out_indices, int):
+            out_indices = (out_indices, )
+        result = []
+        for index in out_indices:
+            if not -self.num_layers <= index < self.num_layers:
+                raise ValueError(f'EfficientNet: out_indices entry {index} is outside [-{self.num_layers}, '
+                                 f'{self.num_layers - 1}]')
+            result.append(index % self.num_layers)
+        return tuple(sorted(set(result)))
+
+    def _layer_out_channels(self, groups: List[List[dict]]) -> List[int]:
+        return [self.variant.stem_channels] + [g[-1]['out_channels'] for g in groups] + [self.variant.head_channels]
+
+    def _apply_freeze_and_norm_eval(self) -> None:
+        # Set statically (not in set_train): MindSpore's set_train does not call the children's set_train, so
+        # BN layers are pinned to their moving statistics via ``use_batch_statistics=False``.
+        for index, layer in enumerate(self.layers):
+            frozen = index < self.frozen_stages
+            if frozen:
+                for param in layer.get_parameters():
+                    param.requires_grad = False
+            if frozen or self.norm_eval:
+                for _, cell in layer.cells_and_names():
+                    if isinstance(cell, nn.BatchNorm2d):
+                        cell.use_batch_statistics = False
+
+    def construct(self, x):
+        outs = ()
+        for index, layer in enumerate(self.layers):
+            x = layer(x)
+            if index in self.out_indices:
+                outs = outs + (x, )
+        return outs

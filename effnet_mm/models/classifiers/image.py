@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from typing import Optional, Union
+
+from mindspore import nn
+
+from effnet_mm.registry import MODELS
+
+
+def _build(cfg: Union[dict, nn.Cell, None]) -> Optional[nn.Cell]:
+    return MODELS.build(cfg) if isinstance(cfg, dict) else cfg
+
+
+@MODELS.register_module()
+class ImageClassifier(nn.Cell):
+    """``data_preprocessor`` → ``backbone`` → ``neck`` → ``head``, the mmpretrain classifier on MindSpore.
+
+    Calling the cell on a raw ``(N, 3, H, W)`` image batch (uint8 or float, 0..255) returns ``(N, num_classes)``
+    logits; :meth:`classify` does the same for an already-normalised batch, :meth:`loss` returns the training loss.
+
+    Example config::
+
+        model = dict(
+            type='ImageClassifier',
+            data_preprocessor=dict(type='ClsDataPreprocessor', mean=[123.675, 116.28, 103.53],
+                                   std=[58.395, 57.12, 57.375], to_rgb=True),
+            backbone=dict(type='EfficientNet', arch='b0'),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=1000, in_channels=1280, dropout=0.2))
+
+    Args:
+        backbone: backbone config or cell.
+        neck: neck config or cell (optional).
+        head: head config or cell.
+        data_preprocessor: normalisation config or cell (optional: identity when None).
+    """
+
+    def __init__(self,
+                 backbone: Union[dict, nn.Cell],
+                 head: Union[dict, nn.Cell],
+                 neck: Union[dict, nn.Cell, None] = None,
+                 data_preprocessor: Union[dict, nn.Cell, None] = None) -> None:
+        super().__init__()
+        self.data_preprocessor = _build(data_preprocessor)
+        self.backbone = _build(backbone)
+        self.neck = _build(neck)
+        self.head = _build(head)
+
+    def preprocess(self, inputs):
+        """Normalise a raw image batch (identity without a data preprocessor)."""
+        if self.data_preprocessor is None:
+            return inputs
+        return self.data_preprocessor(inputs)
+
+    def extract_feat(self, x):
+        """Backbone (+ neck) features of a normalised batch, as a tuple."""
+        feats = self.backbone(x)
+        if self.neck is not None:
+            feats = self.neck(feats)
+        return feats
+
+    def classify(self, x):
+        """Logits of a normalised batch."""
+        return self.head(self.extract_feat(x))
+
+    def construct(self, inputs):
+        return self.classify(self.preprocess(inputs))
+
+    def loss(self, inputs, labels):
+        """Training loss of a raw image batch against integer labels."""
+        return self.head.loss(self.extract_feat(self.preprocess(inputs)), labels)

@@ -1,0 +1,3 @@
+from .cls_preprocessor import ClsDataPreprocessor
+
+__all__ = ['ClsDataPreprocessor']

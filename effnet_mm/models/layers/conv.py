@@ -1,0 +1,82 @@
+"""Convolution with TF "SAME" padding: the one conv layer every EfficientNet conv goes through."""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import mindspore as ms
+from mindspore import Parameter, nn, ops
+from mindspore.common.initializer import Normal, Zero, initializer
+
+from effnet_mm.registry import MODELS
+
+
+def tf_same_padding(size: int, kernel_size: int, stride: int, dilation: int = 1) -> tuple:
+    """Static TF "SAME" padding of one spatial axis: ``(before, after)``; the odd pixel goes after."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + (kernel_size - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+@MODELS.register_module()
+class Conv2dSame(nn.Cell):
+    """2-D convolution with static TF "SAME" padding and TF's EfficientNet initialisation.
+
+    Output size is ``ceil(in / stride)``; for even totals the padding is symmetric, otherwise the extra row/column
+    goes to the bottom/right, exactly like TensorFlow (MindSpore's ``pad_mode='same'``).  The weight layout is
+    ``(out, in / groups, k, k)`` and the parameters are named ``weight`` / ``bias`` like ``nn.Conv2d``, so
+    checkpoints do not depend on how the convolution is computed.
+
+    Initialisation follows the TF reference: an untruncated normal with ``std = sqrt(2 / fan_out)``,
+    ``fan_out = k * k * out / groups``; the bias starts at zero.
+
+    Example config::
+
+        conv = dict(type='Conv2dSame', in_channels=3, out_channels=32, kernel_size=3, stride=2)
+
+    Args:
+        in_channels: input channels.
+        out_channels: output channels.
+        kernel_size: square kernel size.
+        stride: stride of both spatial axes.
+        groups: channel groups (``groups == in_channels == out_channels`` is a depthwise conv).
+        bias: add a learned bias.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: int,
+                 stride: int = 1,
+                 groups: int = 1,
+                 bias: bool = False) -> None:
+        super().__init__()
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f'Conv2dSame: in_channels={in_channels} and out_channels={out_channels} must both be '
+                             f'divisible by groups={groups}')
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.groups = groups
+        self.has_bias = bias
+        fan_out = kernel_size * kernel_size * out_channels // groups
+        shape = (out_channels, in_channels // groups, kernel_size, kernel_size)
+        self.weight = Parameter(
+            initializer(Normal(sigma=math.sqrt(2.0 / fan_out)), shape, ms.float32), name='weight')
+        self.bias: Optional[Parameter] = None
+        if bias:
+            self.bias = Parameter(initializer(Zero(), (out_channels, ), ms.float32), name='bias')
+        self.conv2d = ops.Conv2D(
+            out_channel=out_channels, kernel_size=kernel_size, pad_mode='same', stride=stride, group=groups)
+        self.bias_add = ops.BiasAdd()
+
+    def construct(self, x):
+        y = self.conv2d(x, self.weight)
+        if self.has_bias:
+            y = self.bias_add(y, self.bias)
+        return y
+
+    def extend_repr(self) -> str:
+        return (f'in_channels={self.in_channels}, out_channels={self.out_channels}, kernel_size={self.kernel_size}, '
+                f'stride={self.stride}, groups={self.groups}, bias={self.has_bias}, padding=SAME')

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from mindspore import nn, ops
+
+from effnet_mm.registry import MODELS
+from .conv import Conv2dSame
+
+
+@MODELS.register_module()
+class SqueezeExcitation(nn.Cell):
+    """Squeeze-and-excitation gate of an MBConv block: mean → 1x1 reduce → swish → 1x1 expand → sigmoid → scale.
+
+    Both 1x1 convs carry a bias (``conv1.{weight,bias}``, ``conv2.{weight,bias}``).  In EfficientNet the reduced width
+    is computed from the block *input* channels (``max(1, int(in * 0.25))``), not from the expanded ones.
+
+    Example config::
+
+        se = dict(type='SqueezeExcitation', channels=96, reduced_channels=4)
+
+    Args:
+        channels: channels of the gated feature map.
+        reduced_channels: width of the bottleneck.
+    """
+
+    def __init__(self, channels: int, reduced_channels: int) -> None:
+        super().__init__()
+        self.conv1 = Conv2dSame(channels, reduced_channels, 1, bias=True)
+        self.act = nn.SiLU()
+        self.conv2 = Conv2dSame(reduced_channels, channels, 1, bias=True)
+        self.gate = nn.Sigmoid()
+
+    def construct(self, x):
+        s = ops.mean(x, (2, 3), keep_dims=True)
+        s = self.conv2(self.act(self.conv1(s)))
+        return x * self.gate(s)

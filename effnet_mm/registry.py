@@ -1,0 +1,34 @@
+"""Registries of effnet_mm (scope ``effnet_mm``).
+
+Every buildable component lives in one of these mmengine :class:`~mmengine.registry.Registry` objects.  Their
+``locations`` are imported lazily on the first ``build``, so a config with ``default_scope='effnet_mm'`` finds every
+registered type without manual imports.  mmengine's own root registries are not used as parents: their registered
+implementations are PyTorch modules.
+"""
+from mmengine.registry import Registry
+
+SCOPE = 'effnet_mm'
+
+#: Networks: backbones, necks, heads, losses, classifiers, data preprocessors, conv/norm layers.
+MODELS = Registry('model', scope=SCOPE, locations=['effnet_mm.models'])
+#: Datasets (``ImageNet``, ``CustomDataset``, the demo dataset).
+DATASETS = Registry('dataset', scope=SCOPE, locations=['effnet_mm.datasets'])
+#: Data transforms (plain callables on a results dict).
+TRANSFORMS = Registry('transform', scope=SCOPE, locations=['effnet_mm.datasets.transforms'])
+#: MindSpore optimizers.
+OPTIMIZERS = Registry('optimizer', scope=SCOPE, locations=['effnet_mm.engine.optimizers'])
+#: Per-iteration learning-rate schedules.
+PARAM_SCHEDULERS = Registry('parameter scheduler', scope=SCOPE, locations=['effnet_mm.engine.schedulers'])
+#: Training hooks.
+HOOKS = Registry('hook', scope=SCOPE, locations=['effnet_mm.engine.hooks'])
+#: Evaluation metrics.
+METRICS = Registry('metric', scope=SCOPE, locations=['effnet_mm.evaluation'])
+#: Runners.
+RUNNERS = Registry('runner', scope=SCOPE, locations=['effnet_mm.engine.runner'])
+#: Visualisation / scalar-logging backends.
+VISBACKENDS = Registry('vis_backend', scope=SCOPE, locations=['effnet_mm.engine.visbackends'])
+
+__all__ = [
+    'SCOPE', 'MODELS', 'DATASETS', 'TRANSFORMS', 'OPTIMIZERS', 'PARAM_SCHEDULERS', 'HOOKS', 'METRICS', 'RUNNERS',
+    'VISBACKENDS'
+]

@@ -1,0 +1,95 @@
+"""Weights-only MindSpore checkpoints written atomically, with string metadata.
+
+``mindspore.save_checkpoint`` deletes the old file before writing the new one, so a crash mid-save loses both.
+:func:`save_checkpoint` writes to a unique temporary file in the same directory, fsyncs it and ``os.replace``-s it
+over the target: readers see either the old complete file or the new complete file, never a partial one.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Dict, Mapping, Optional, Tuple, Union
+
+import mindspore as ms
+import numpy as np
+from mindspore import Parameter, Tensor, nn
+
+#: Prefix of the metadata entries stored beside the tensors.
+META_PREFIX = '__meta__.'
+
+ParamSource = Union[nn.Cell, Mapping[str, Union[Parameter, Tensor, np.ndarray]]]
+
+
+def _as_entries(params: ParamSource) -> list:
+    if isinstance(params, nn.Cell):
+        items = [(p.name, p) for p in params.get_parameters()]
+    else:
+        items = list(params.items())
+    entries = []
+    for name, value in items:
+        if isinstance(value, Parameter):
+            value = Tensor(value.asnumpy())
+        elif isinstance(value, np.ndarray):
+            value = Tensor(value)
+        elif not isinstance(value, Tensor):
+            raise TypeError(f'save_checkpoint: entry {name!r} is a {type(value).__name__}, expected a Parameter, '
+                            f'Tensor or numpy array')
+        entries.append({'name': name, 'data': value})
+    return entries
+
+
+def save_checkpoint(params: ParamSource, path: str, meta: Optional[Mapping[str, object]] = None) -> str:
+    """Atomically write ``params`` (a cell or a name → tensor mapping) and string ``meta`` to ``path``.
+
+    Args:
+        params: a cell (all its parameters, BN statistics included) or a mapping of names to tensors/arrays.
+        path: destination file; must end with ``.ckpt``.
+        meta: small metadata; values are stored as strings (exact, unlike MindSpore's float scalars).
+
+    Returns:
+        ``path``.
+    """
+    if not path.endswith('.ckpt'):
+        raise ValueError(f'save_checkpoint: {path!r} must end with ".ckpt"')
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    entries = _as_entries(params)
+    append = {f'{META_PREFIX}{k}': str(v) for k, v in (meta or {}).items()}
+    fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp.ckpt', dir=directory)
+    os.close(fd)
+    try:
+        ms.save_checkpoint(entries, tmp, append_dict=append or None)
+        with open(tmp, 'rb') as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load_checkpoint(path: str) -> Tuple[Dict[str, Parameter], Dict[str, str]]:
+    """Read a checkpoint written by :func:`save_checkpoint` (or any MindSpore ``.ckpt``).
+
+    Returns:
+        ``(params, meta)``: the tensors by name and the metadata strings.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: the file is not a readable MindSpore checkpoint (e.g. truncated).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'Checkpoint {path!r} does not exist')
+    try:
+        raw = ms.load_checkpoint(path)
+    except ValueError as err:
+        raise ValueError(f'Checkpoint {path!r} cannot be read (truncated or not a MindSpore checkpoint): {err}') \
+            from err
+    params: Dict[str, Parameter] = {}
+    meta: Dict[str, str] = {}
+    for name, value in raw.items():
+        if name.startswith(META_PREFIX):
+            meta[name[len(META_PREFIX):]] = value if isinstance(value, str) else str(value)
+        else:
+            params[name] = value
+    return params, meta
