@@ -5,9 +5,29 @@ Every buildable component lives in one of these mmengine :class:`~mmengine.regis
 registered type without manual imports.  mmengine's own root registries are not used as parents: their registered
 implementations are PyTorch modules.
 """
-from mmengine.registry import Registry
+import difflib
+from typing import Any
+
+from mmengine.registry import Registry as _MMRegistry
 
 SCOPE = 'effnet_mm'
+
+
+class Registry(_MMRegistry):
+    """mmengine ``Registry`` whose unknown-type error names the registry, the bad name and close matches."""
+
+    def build(self, cfg: dict, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().build(cfg, *args, **kwargs)
+        except KeyError:
+            obj_type = cfg.get('type') if isinstance(cfg, dict) else None
+            if not isinstance(obj_type, str) or self.get(obj_type) is not None:
+                raise
+            known = sorted(self.module_dict)
+            matches = difflib.get_close_matches(obj_type, known, n=3, cutoff=0.5)
+            hint = f' Did you mean {", ".join(repr(m) for m in matches)}?' if matches else ''
+            raise KeyError(f'type={obj_type!r} is not in the {self.scope}::{self.name} registry.{hint} '
+                           f'Registered: {", ".join(known)}') from None
 
 #: Networks: backbones, necks, heads, losses, classifiers, data preprocessors, conv/norm layers.
 MODELS = Registry('model', scope=SCOPE, locations=['effnet_mm.models'])

@@ -6,6 +6,7 @@ from mindspore import nn
 
 from effnet_mm.registry import MODELS
 from effnet_mm.variants import Variant, get_variant
+
 from ..layers import ConvBNAct
 from .mbconv import MBConv
 

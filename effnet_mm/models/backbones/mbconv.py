@@ -3,6 +3,7 @@ from __future__ import annotations
 from mindspore import nn
 
 from effnet_mm.registry import MODELS
+
 from ..layers import ConvBNAct, DropPath, SqueezeExcitation
 
 
@@ -38,6 +39,11 @@ class MBConv(nn.Cell):
                  se_ratio: float = 0.25,
                  drop_path_rate: float = 0.0) -> None:
         super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.expand_ratio = expand_ratio
         hidden = in_channels * expand_ratio
         self.expand_conv = ConvBNAct(in_channels, hidden, 1) if expand_ratio != 1 else None
         self.depthwise_conv = ConvBNAct(hidden, hidden, kernel_size, stride=stride, groups=hidden)

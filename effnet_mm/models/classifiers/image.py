@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Optional, Union
 
+import mindspore as ms
 from mindspore import nn
 
 from effnet_mm.registry import MODELS
@@ -47,9 +48,9 @@ class ImageClassifier(nn.Cell):
         self.head = _build(head)
 
     def preprocess(self, inputs):
-        """Normalise a raw image batch (identity without a data preprocessor)."""
+        """Normalise a raw image batch (only a cast to float32 without a data preprocessor)."""
         if self.data_preprocessor is None:
-            return inputs
+            return inputs.astype(ms.float32)
         return self.data_preprocessor(inputs)
 
     def extract_feat(self, x):

@@ -4,6 +4,7 @@ from mindspore import nn
 
 from effnet_mm.registry import MODELS
 from effnet_mm.variants import BN_EPS, BN_MOMENTUM
+
 from .conv import Conv2dSame
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from mindspore import nn, ops
 
 from effnet_mm.registry import MODELS
+
 from .conv import Conv2dSame
 
 
