@@ -69,6 +69,10 @@ def build_classifier(params, mean=None, std=None, to_rgb=True):
     return model
 
 
+def assert_nothing_written(folder):
+    assert not folder.exists() or not os.listdir(folder), os.listdir(folder)
+
+
 def nchw(name):
     return Tensor(np.ascontiguousarray(np.load(B0 / name).transpose(0, 3, 1, 2)))
 
@@ -148,14 +152,15 @@ def test_unsafe_tar_is_rejected(tmp_path):
         tar.add(payload, arcname='../escaped')
         tar.add(payload, arcname='ckpt/checkpoint')
     with pytest.raises(CheckpointReadError, match="member '../escaped' would be written outside"):
-        convert_tf_checkpoint(str(archive), str(tmp_path / 'out.ckpt'))
-    assert sorted(os.listdir(tmp_path)) == ['evil.tar.gz', 'payload']
+        convert_tf_checkpoint(str(archive), str(tmp_path / 'out' / 'out.ckpt'))
+    assert not (tmp_path / 'escaped').exists() and not (tmp_path.parent / 'escaped').exists()
+    assert_nothing_written(tmp_path / 'out')
 
 
 def test_wrong_arch_writes_nothing(tmp_path):
     with pytest.raises(ConversionError, match=r'holds efficientnet-b0 .* but --arch b3 was requested'):
-        convert_tf_checkpoint(str(B0), str(tmp_path / 'out.ckpt'), arch='b3')
-    assert os.listdir(tmp_path) == []
+        convert_tf_checkpoint(str(B0), str(tmp_path / 'out' / 'out.ckpt'), arch='b3')
+    assert_nothing_written(tmp_path / 'out')
 
 
 def test_truncated_data_file_writes_nothing(tmp_path):
@@ -169,7 +174,7 @@ def test_truncated_data_file_writes_nothing(tmp_path):
     out = tmp_path / 'out'
     with pytest.raises(CheckpointReadError, match=r"Cannot read tensor 'efficientnet-b0/.*truncated or corrupt"):
         convert_tf_checkpoint(str(src), str(out / 'b0.ckpt'))
-    assert not out.exists() or os.listdir(out) == []
+    assert_nothing_written(out)
 
 
 def test_missing_tensor_writes_nothing(tmp_path, monkeypatch):
@@ -181,28 +186,31 @@ def test_missing_tensor_writes_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tf_efficientnet, 'TFCheckpointReader', HidingReader)
     with pytest.raises(ConversionError, match=f'backbone.layers.4.2.depthwise_conv.conv.weight <- {hidden}'):
-        convert_tf_checkpoint(str(B0), str(tmp_path / 'b0.ckpt'))
-    assert os.listdir(tmp_path) == []
+        convert_tf_checkpoint(str(B0), str(tmp_path / 'out' / 'b0.ckpt'))
+    assert_nothing_written(tmp_path / 'out')
 
 
 def test_bad_sources_are_explained(tmp_path):
+    empty, out = tmp_path / 'empty', tmp_path / 'out'
+    empty.mkdir()
     with pytest.raises(ConversionError, match='has no TF "checkpoint" state file'):
-        convert_tf_checkpoint(str(tmp_path), str(tmp_path / 'out.ckpt'))
+        convert_tf_checkpoint(str(empty), str(out / 'out.ckpt'))
     with pytest.raises(ConversionError, match=r"not a checkpoint prefix \('.*nothing.index' does not exist\)"):
-        convert_tf_checkpoint(str(tmp_path / 'nothing'), str(tmp_path / 'out.ckpt'))
+        convert_tf_checkpoint(str(empty / 'nothing'), str(out / 'out.ckpt'))
     with pytest.raises(ConversionError, match='must end with ".ckpt"'):
-        convert_tf_checkpoint(str(B0), str(tmp_path / 'out.pth'))
-    assert os.listdir(tmp_path) == []
+        convert_tf_checkpoint(str(B0), str(out / 'out.pth'))
+    assert_nothing_written(out)
 
 
 def test_num_classes_and_publish(tmp_path):
-    result = convert_tf_checkpoint(str(B0), str(tmp_path / 'b0_ft.ckpt'), num_classes=10, publish=True)
+    out = tmp_path / 'out'
+    result = convert_tf_checkpoint(str(B0), str(out / 'b0_ft.ckpt'), num_classes=10, publish=True)
     digest = hashlib.sha256(open(result.path, 'rb').read()).hexdigest()
-    assert result.path == str(tmp_path / f'b0_ft-{digest[:8]}.ckpt') and result.sha256 == digest
+    assert result.path == str(out / f'b0_ft-{digest[:8]}.ckpt') and result.sha256 == digest
     params, meta = load_checkpoint(result.path)
     assert not any(k.startswith('head.') for k in params) and len(params) == 309
     assert meta['num_classes'] == 'none (classifier left out)'
-    assert os.listdir(tmp_path) == [os.path.basename(result.path)]
+    assert os.listdir(out) == [os.path.basename(result.path)]  # no temporary file left
 
 
 def _load_cli():
@@ -224,7 +232,7 @@ def test_cli_end_to_end(tmp_path):
 
 def test_cli_error_exit_code(tmp_path, capsys):
     cli = _load_cli()
-    assert cli.main([str(B0), str(tmp_path / 'b3.ckpt'), '--arch', 'b3', '--no-ema']) == 1
+    assert cli.main([str(B0), str(tmp_path / 'out' / 'b3.ckpt'), '--arch', 'b3', '--no-ema']) == 1
     err = capsys.readouterr().err
     assert err.startswith('error: ') and 'holds efficientnet-b0' in err and '--arch b3' in err
-    assert os.listdir(tmp_path) == []
+    assert_nothing_written(tmp_path / 'out')

@@ -3,6 +3,7 @@
 A synthetic reader built from the fixture manifests (every tensor name and shape of the official checkpoints of
 B0–B8) drives :func:`plan_conversion`, which must cover every model parameter and every checkpoint tensor.
 """
+import functools
 import json
 import logging
 import sys
@@ -35,6 +36,12 @@ def manifest_shapes(path):
     return {v['name']: tuple(v['shape']) for v in manifest['variables']}, manifest
 
 
+@functools.cache
+def reference_model(arch):
+    """Each variant is rebuilt once per session (B7/B8 take a second or two even without initialisation)."""
+    return build_reference_model(arch)
+
+
 @pytest.fixture(scope='module')
 def b0_shapes():
     return manifest_shapes(MANIFESTS / 'efficientnet-b0.json')[0]
@@ -42,13 +49,13 @@ def b0_shapes():
 
 @pytest.fixture(scope='module')
 def b0_model():
-    return build_reference_model('b0')
+    return reference_model('b0')
 
 
 @pytest.mark.parametrize('arch', [f'b{i}' for i in range(9)])
 def test_manifest_is_covered_exactly(arch):
     shapes, manifest = manifest_shapes(MANIFESTS / f'efficientnet-{arch}.json')
-    model = build_reference_model(arch)
+    model = reference_model(arch)
     plan = plan_conversion(shapes, arch=arch, model=model)  # raises on any missing/unused tensor or shape mismatch
 
     model_params = {name: tuple(p.shape) for name, p in model.parameters_and_names()}
@@ -102,7 +109,7 @@ def test_block_index_and_expand_ambiguity(b0_shapes, b0_model):
 
 def test_non_expanding_blocks_follow_the_variant():
     """B7 has four depthwise-separable first-stage blocks (blocks_0..3), taken from the rebuilt model."""
-    model = build_reference_model('b7')
+    model = reference_model('b7')
     source = {m.target: m.source for m in derive_mappings(model, 'efficientnet-b7')}
     assert get_variant('b7').stages()[0].repeats == 4
     for j in range(4):
