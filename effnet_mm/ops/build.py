@@ -1,0 +1,101 @@
+"""Compile the shipped C++ kernels once per machine into a per-user cache and return the shared library path.
+
+The library is built with ``-O3 -march=native -fopenmp`` (MindSpore's own AOT auto-compile uses neither ``-O3`` nor
+OpenMP, which makes the kernels slow and single-threaded, so the ``.cc`` is never handed to ``ops.Custom``).
+Because ``-march=native`` binaries are not portable, the file name carries a hash of the source, the compiler
+command and the CPU flags.  The build writes to a unique temporary name and then ``os.replace``-s it, so parallel
+processes (data-parallel ranks, pytest workers) never load a half-written library.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import List, Optional
+
+SOURCE = Path(__file__).with_name('fast_conv.cc')
+CXX_FLAGS: List[str] = ['-O3', '-march=native', '-fopenmp', '-shared', '-fPIC', '-std=c++17']
+#: Directory of compiled kernels (default: ``$XDG_CACHE_HOME/effnet_mm/kernels`` or ``~/.cache/effnet_mm/kernels``).
+CACHE_ENV = 'EFFNET_MM_KERNEL_CACHE'
+#: MindSpore refuses AOT libraries outside this directory when it is set.
+WHITE_LIST_ENV = 'MS_CUSTOM_AOT_WHITE_LIST'
+
+
+class KernelBuildError(RuntimeError):
+    """The kernels cannot be built or used here (no compiler, failed build, path outside the AOT white list)."""
+
+
+def _cpu_flags() -> str:
+    # -march=native depends on the CPU: key the cache on its feature flags (Linux) or, failing that, the machine.
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as f:
+            for line in f:
+                if line.startswith(('flags', 'Features')):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return os.uname().machine
+
+
+def cache_dir() -> Path:
+    """Where compiled kernels live: ``$EFFNET_MM_KERNEL_CACHE``, else ``<white list>/effnet_mm_kernels`` when
+    ``MS_CUSTOM_AOT_WHITE_LIST`` is set (MindSpore only loads AOT libraries from there), else the user cache."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    if os.environ.get(WHITE_LIST_ENV):
+        return Path(os.environ[WHITE_LIST_ENV]).expanduser() / 'effnet_mm_kernels'
+    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return Path(base) / 'effnet_mm' / 'kernels'
+
+
+def _check_white_list(path: Path) -> None:
+    white = os.environ.get(WHITE_LIST_ENV)
+    if not white:
+        return
+    legal = os.path.realpath(white)
+    if os.path.commonpath([os.path.realpath(path), legal]) != legal:
+        raise KernelBuildError(f'{path} lies outside {WHITE_LIST_ENV}={white}: MindSpore would refuse to load it; '
+                               f'unset {CACHE_ENV} or point it inside the white list')
+
+
+def library_path(compiler: Optional[str] = None) -> Path:
+    """Return the compiled kernel library, building it on first use.
+
+    Args:
+        compiler: C++ compiler command (default ``$CXX`` or ``g++``).
+
+    Raises:
+        KernelBuildError: no compiler, the build failed, or the cache lies outside ``MS_CUSTOM_AOT_WHITE_LIST``.
+    """
+    cxx = compiler or os.environ.get('CXX') or 'g++'
+    cxx_path = shutil.which(cxx)
+    if cxx_path is None:
+        raise KernelBuildError(f'C++ compiler {cxx!r} not found')
+    source = SOURCE.read_bytes()
+    key = hashlib.sha256(b'\0'.join([source, cxx_path.encode(), ' '.join(CXX_FLAGS).encode(),
+                                     _cpu_flags().encode()])).hexdigest()[:16]
+    out_dir = cache_dir()
+    target = out_dir / f'fast_conv-{key}.so'
+    _check_white_list(target)
+    if target.is_file():
+        return target
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix='.fast_conv-', suffix='.so.tmp', dir=out_dir)
+        os.close(fd)
+    except OSError as exc:
+        raise KernelBuildError(f'cannot write to kernel cache {out_dir}: {exc}') from exc
+    try:
+        proc = subprocess.run([cxx_path, *CXX_FLAGS, '-o', tmp, str(SOURCE)], capture_output=True, text=True,
+                              check=False)
+        if proc.returncode != 0:
+            raise KernelBuildError(f'{cxx} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}')
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
