@@ -195,7 +195,7 @@ def test_bad_sources_are_explained(tmp_path):
     empty.mkdir()
     with pytest.raises(ConversionError, match='has no TF "checkpoint" state file'):
         convert_tf_checkpoint(str(empty), str(out / 'out.ckpt'))
-    with pytest.raises(ConversionError, match=r"not a checkpoint prefix \('.*nothing.index' does not exist\)"):
+    with pytest.raises(ConversionError, match=r"'.*nothing' does not exist: .*'.*nothing.index' does not exist"):
         convert_tf_checkpoint(str(empty / 'nothing'), str(out / 'out.ckpt'))
     with pytest.raises(ConversionError, match='must end with ".ckpt"'):
         convert_tf_checkpoint(str(B0), str(out / 'out.pth'))

@@ -7,15 +7,13 @@ from .tf_efficientnet import (
     CONVERTER_VERSION,
     ConversionPlan,
     ConversionResult,
-    TensorMapping,
-    build_reference_model,
     convert_tf_checkpoint,
-    derive_mappings,
     detect_arch,
     plan_conversion,
     read_converted,
     write_weights,
 )
+from .tf_names import TensorMapping, build_reference_model, derive_mappings
 from .tf_reader import DictReader, TensorReader, TFCheckpointReader, import_tensorflow
 from .tf_source import resolve_checkpoint
 

@@ -39,9 +39,10 @@ def resolve_checkpoint(src: str, scratch_dir: str) -> str:
     prefix = src[:-len('.index')] if src.endswith('.index') else src
     if os.path.isfile(prefix + '.index'):
         return prefix
+    what = 'does not exist' if not os.path.exists(src) else 'is a file of none of these kinds'
     raise ConversionError(
-        f'Source {src!r} is not a folder with a TF "{STATE_FILE}" state file, not a .tar.gz/.tgz/.tar archive and '
-        f'not a checkpoint prefix ({prefix + ".index"!r} does not exist)')
+        f'Source {src!r} {what}: expected a folder with a TF "{STATE_FILE}" state file, a .tar.gz/.tgz/.tar archive '
+        f'or a checkpoint prefix ({prefix + ".index"!r} does not exist)')
 
 
 def checkpoint_from_folder(folder: str) -> str:
