@@ -341,9 +341,13 @@ def _progress_bar(total: int) -> Callable[[Iterator], Iterator]:
     def wrap(items: Iterator) -> Iterator:
         from mmengine.utils import ProgressBar
         bar = ProgressBar(total, file=sys.stderr)  # stdout stays free for the summary line
+        step = max(1, total // 50)  # redraw ~50 times: keeps non-terminal logs (CI) short
+        done = 0
         for item in items:
             yield item
-            bar.update()
+            done += 1
+            if done % step == 0 or done == total:
+                bar.update(step if done % step == 0 else done % step)
         bar.file.write('\n')
 
     return wrap
