@@ -14,7 +14,7 @@ import sys
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from .errors import ConversionError
 from .tf_names import LAYOUT_AXES, TF_NUM_CLASSES, TensorMapping, build_reference_model, derive_mappings
 from .tf_reader import TensorReader, TFCheckpointReader
 from .tf_source import resolve_checkpoint
+
+if TYPE_CHECKING:
+    from mindspore import nn
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +130,7 @@ def plan_conversion(shapes: Mapping[str, Sequence[int]],
                     use_ema: bool = True,
                     num_classes: int = TF_NUM_CLASSES,
                     source: str = 'checkpoint',
-                    model=None) -> ConversionPlan:
+                    model: Optional[nn.Cell] = None) -> ConversionPlan:
     """Decide and validate the whole conversion from the checkpoint's tensor shapes alone.
 
     Args:

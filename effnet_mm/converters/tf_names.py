@@ -13,12 +13,15 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from effnet_mm.variants import get_variant
 
 from .errors import ConversionError
 from .tf_reader import Shape
+
+if TYPE_CHECKING:  # MindSpore is imported lazily: building the model is the only part that needs it
+    from mindspore import nn
 
 #: The b-series checkpoints classify the 1000 ImageNet classes (no background class).
 TF_NUM_CLASSES = 1000
@@ -70,7 +73,7 @@ class KerasNamer:
 MBCONV_CHILDREN = ('expand_conv', 'depthwise_conv', 'se', 'linear_conv')
 
 
-def build_reference_model(arch: str, num_classes: int = TF_NUM_CLASSES):
+def build_reference_model(arch: str, num_classes: int = TF_NUM_CLASSES) -> nn.Cell:
     """The :class:`ImageClassifier` a TF checkpoint of ``arch`` converts into (parameters not materialised).
 
     Only its structure, parameter names and shapes are used, so initialisation is skipped (a B8 builds in ~1 s
@@ -93,7 +96,7 @@ def build_reference_model(arch: str, num_classes: int = TF_NUM_CLASSES):
         return MODELS.build(cfg)
 
 
-def derive_mappings(model, scope: str) -> List[TensorMapping]:
+def derive_mappings(model: nn.Cell, scope: str) -> List[TensorMapping]:
     """Map every parameter of ``model`` (an EfficientNet :class:`ImageClassifier`) to its TF variable name.
 
     Args:
@@ -141,7 +144,7 @@ def derive_mappings(model, scope: str) -> List[TensorMapping]:
     return mappings
 
 
-def _conv_bn_pairs(cell, prefix: str, scope: str, namer: KerasNamer) -> List[Tuple[str, str, str]]:
+def _conv_bn_pairs(cell: nn.Cell, prefix: str, scope: str, namer: KerasNamer) -> List[Tuple[str, str, str]]:
     """(target, source, layout) of a ConvBNAct: a (depthwise) conv then a BN, named in that order."""
     conv = cell.conv
     if conv.groups > 1:
@@ -158,7 +161,7 @@ def _conv_bn_pairs(cell, prefix: str, scope: str, namer: KerasNamer) -> List[Tup
                                                           for p in BN_PARAMS]
 
 
-def _mbconv_pairs(block, prefix: str, scope: str) -> List[Tuple[str, str, str]]:
+def _mbconv_pairs(block: nn.Cell, prefix: str, scope: str) -> List[Tuple[str, str, str]]:
     namer = KerasNamer()
     pairs: List[Tuple[str, str, str]] = []
     for child in MBCONV_CHILDREN:
