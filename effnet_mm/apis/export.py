@@ -1,0 +1,112 @@
+"""Export a classifier (data preprocessor included) to MindIR or ONNX with a static input shape."""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator, Tuple
+
+import numpy as np
+from mmengine.config import Config
+
+from .inference import test_crop_size
+
+EXPORT_FORMATS = ('MINDIR', 'ONNX')
+_SUFFIX = {'MINDIR': '.mindir', 'ONNX': '.onnx'}
+INPUT_DTYPES = ('float32', 'uint8')
+#: Names of the graph's input and output (ONNX); MindIR graphs are called positionally.
+INPUT_NAME, OUTPUT_NAME = 'input', 'logits'
+
+
+def input_shape_from_cfg(cfg: Config, batch_size: int = 1) -> Tuple[int, int, int, int]:
+    """``(batch_size, 3, S, S)``: the static input shape, ``S`` from the config's test pipeline (the eval crop)."""
+    if batch_size < 1:
+        raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+    size = test_crop_size(cfg)
+    return (int(batch_size), 3, size, size)
+
+
+@contextlib.contextmanager
+def _fast_convs_disabled(model) -> Iterator[None]:
+    """Run ``model`` on MindSpore's own ``Conv2D`` inside the block: exported graphs cannot carry the custom CPU
+    kernels of ``effnet_mm.ops``.  Builds without those kernels have nothing to switch."""
+    try:
+        from effnet_mm.ops import fast_conv_disabled
+    except ImportError:
+        yield
+        return
+    with fast_conv_disabled(model):
+        yield
+
+
+@contextlib.contextmanager
+def _onnx_compatible_convs(model) -> Iterator[None]:
+    """Give every ``Conv2dSame`` a ``Conv2D`` primitive built with a ``(k, k)`` kernel-size tuple for the block.
+
+    MindSpore 2.10's ONNX exporter fails on a ``Conv2D`` whose ``kernel_size`` attribute is a plain int ("Cast value
+    from type Int64Imm to ValueTuple failed"); the tuple form is the same convolution.  The original primitives are
+    put back afterwards.
+    """
+    from mindspore import ops
+
+    from effnet_mm.models.layers import Conv2dSame
+
+    swapped = []
+    for _, cell in model.cells_and_names():
+        if isinstance(cell, Conv2dSame) and not isinstance(cell.conv2d.attrs.get('kernel_size'), tuple):
+            swapped.append((cell, cell.conv2d))
+            cell.conv2d = ops.Conv2D(out_channel=cell.out_channels, kernel_size=(cell.kernel_size, cell.kernel_size),
+                                     pad_mode='same', stride=cell.stride, group=cell.groups)
+    try:
+        yield
+    finally:
+        for cell, original in swapped:
+            cell.conv2d = original
+
+
+def _output_path(out: str, file_format: str) -> str:
+    suffix = _SUFFIX[file_format]
+    return out if out.lower().endswith(suffix) else out + suffix
+
+
+def export_model(model, file_format: str, out: str, input_shape: Tuple[int, int, int, int],
+                 input_dtype: str = 'float32', seed: int = 0) -> str:
+    """Export ``model`` (in evaluation mode) for a fixed ``input_shape``.
+
+    The graph is the whole ``ImageClassifier``: it takes a raw NCHW **BGR** batch on the 0..255 scale (``float32``
+    or ``uint8`` as ``input_dtype`` says), does BGR→RGB and the config's normalisation inside, and returns
+    ``(N, num_classes)`` logits (no softmax).
+
+    Args:
+        model: the classifier (e.g. from :func:`~effnet_mm.apis.init_model`).
+        file_format: ``'MINDIR'`` or ``'ONNX'``.
+        out: output file; the format's suffix (``.mindir`` / ``.onnx``) is added when missing.
+        input_shape: ``(N, 3, H, W)``, e.g. from :func:`input_shape_from_cfg`.
+        input_dtype: ``'float32'`` or ``'uint8'``.
+        seed: seed of the dummy tracing input (its values do not matter, only its shape and dtype).
+
+    Returns:
+        The path written.
+    """
+    import mindspore as ms
+    from mindspore import Tensor
+
+    file_format = str(file_format).upper()
+    if file_format not in EXPORT_FORMATS:
+        raise ValueError(f'file_format must be one of {EXPORT_FORMATS}, got {file_format!r}')
+    if input_dtype not in INPUT_DTYPES:
+        raise ValueError(f'input_dtype must be one of {INPUT_DTYPES}, got {input_dtype!r}')
+    if len(input_shape) != 4 or input_shape[1] != 3:
+        raise ValueError(f'input_shape must be (N, 3, H, W), got {tuple(input_shape)}')
+    path = _output_path(out, file_format)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    dummy = Tensor(np.random.default_rng(seed).integers(0, 256, input_shape).astype(input_dtype))
+    model.set_train(False)
+    with _fast_convs_disabled(model):
+        if file_format == 'MINDIR':
+            ms.export(model, dummy, file_name=path[:-len(_SUFFIX['MINDIR'])], file_format='MINDIR')
+        else:
+            with _onnx_compatible_convs(model):
+                ms.onnx.export(model, dummy, file_name=path, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
+    if not os.path.isfile(path):
+        raise RuntimeError(f'export to {file_format} reported success but {path} was not written')
+    return path
