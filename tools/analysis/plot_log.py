@@ -1,0 +1,131 @@
+"""Plot training curves (loss, learning rate, validation top-1) from a run's ``vis_data/scalars.json``.
+
+Examples::
+
+    python tools/analysis/plot_log.py work_dirs/efficientnet-b0_1xb32_demo/20261122_101500/vis_data/scalars.json
+    python tools/analysis/plot_log.py run1/vis_data/scalars.json run2/vis_data/scalars.json \\
+        --keys loss accuracy/top1 --x epoch --out curves.png --legend b0 b0-aa
+
+``scalars.json`` holds one JSON object per line (``{"loss": 2.1, "lr": 0.016, "epoch": 1, "step": 50}``, and
+validation lines with ``accuracy/top1``), as effnet_mm's and mmengine's ``LocalVisBackend`` write it.  matplotlib is
+needed (``pip install matplotlib``) but is not a dependency of effnet_mm.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+DEFAULT_KEYS = ('loss', 'lr', 'accuracy/top1')
+
+
+def load_scalars(path: str) -> List[dict]:
+    """The records of a ``scalars.json`` file (blank lines skipped).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a line is not a JSON object (the message names the file and line).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'scalars file not found: {path}')
+    records = []
+    with open(path, encoding='utf-8') as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f'{path}:{lineno}: not valid JSON ({err.msg}): {line.strip()[:80]}') from err
+            if not isinstance(record, dict):
+                raise ValueError(f'{path}:{lineno}: expected a JSON object, got {type(record).__name__}')
+            records.append(record)
+    return records
+
+
+def series(records: Sequence[dict], key: str, x: str = 'step') -> Tuple[List[float], List[float]]:
+    """``(xs, ys)`` of every record that has both ``x`` and ``key`` with numeric values."""
+    xs, ys = [], []
+    for record in records:
+        xv, yv = record.get(x), record.get(key)
+        if isinstance(xv, (int, float)) and isinstance(yv, (int, float)) and not isinstance(yv, bool):
+            xs.append(float(xv))
+            ys.append(float(yv))
+    return xs, ys
+
+
+def _import_pyplot():
+    try:
+        import matplotlib
+    except ImportError as err:
+        raise ImportError('plot_log.py needs matplotlib, which effnet_mm does not install: pip install matplotlib') \
+            from err
+    matplotlib.use('Agg')  # files only: works without a display
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot(runs: Dict[str, List[dict]], keys: Sequence[str], x: str, out: str, title: Optional[str] = None) -> str:
+    """One subplot per key, one line per run; writes a PNG to ``out`` and returns it.
+
+    Raises:
+        ValueError: none of the runs has any value of a key.
+    """
+    plt = _import_pyplot()
+    fig, axes = plt.subplots(len(keys), 1, figsize=(8, 3 * len(keys)), squeeze=False)
+    for ax, key in zip(axes[:, 0], keys):
+        plotted = False
+        for label, records in runs.items():
+            xs, ys = series(records, key, x)
+            if xs:
+                ax.plot(xs, ys, marker='o' if len(xs) < 30 else None, label=label)
+                plotted = True
+        if not plotted:
+            plt.close(fig)
+            present = sorted({k for records in runs.values() for r in records for k in r})
+            raise ValueError(f'no run has values of {key!r} against {x!r}; keys in the logs: {present}')
+        ax.set_ylabel(key)
+        ax.set_xlabel(x)
+        ax.grid(True, alpha=0.3)
+        if len(runs) > 1:
+            ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Plot loss / lr / top-1 curves from vis_data/scalars.json')
+    parser.add_argument('logs', nargs='+', help='scalars.json files (one per run)')
+    parser.add_argument('--keys', nargs='+', default=list(DEFAULT_KEYS), help=f'scalars to plot {DEFAULT_KEYS}')
+    parser.add_argument('--x', default='step', choices=['step', 'epoch', 'iter'], help='x axis (default step)')
+    parser.add_argument('--legend', nargs='+', help='one name per log (default: the file paths)')
+    parser.add_argument('--title', help='figure title')
+    parser.add_argument('--out', default='training_curves.png', help='output PNG (default training_curves.png)')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    if args.legend and len(args.legend) != len(args.logs):
+        print(f'error: --legend has {len(args.legend)} names for {len(args.logs)} logs', file=sys.stderr)
+        return 2
+    try:
+        names = args.legend or args.logs
+        runs = {name: load_scalars(path) for name, path in zip(names, args.logs)}
+        out = plot(runs, args.keys, args.x, args.out, args.title)
+    except (FileNotFoundError, ValueError, ImportError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
+    print(f'Saved {out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
