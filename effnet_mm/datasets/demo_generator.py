@@ -93,13 +93,17 @@ def _shape_mask(name: str, size: int, cx: float, cy: float, r: float, angle: flo
     return mask
 
 
+def _luma(bgr: np.ndarray) -> float:
+    return float(bgr @ np.array([0.114, 0.587, 0.299]))
+
+
 def _contrasting_colour(bg: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    # Redraw until the shape differs clearly from the background (a few tries at most).
-    for _ in range(20):
+    """A random colour whose brightness differs clearly from ``bg`` (either darker or lighter)."""
+    for _ in range(50):
         fg = rng.uniform(0, 255, 3)
-        if np.abs(fg - bg).sum() > 150:
+        if abs(_luma(fg) - _luma(bg)) > 90:
             return fg
-    return 255.0 - bg
+    return np.full(3, 255.0 if _luma(bg) < 128 else 0.0)
 
 
 def draw_demo_image(label: int, rng: np.random.Generator, size: int = 72) -> np.ndarray:
@@ -111,22 +115,24 @@ def draw_demo_image(label: int, rng: np.random.Generator, size: int = 72) -> np.
     ramp = (ramp - ramp.min()) / max(float(ramp.max() - ramp.min()), 1e-6)
     img = c0 + ramp[:, :, None] * (c1 - c0)
 
-    for _ in range(int(rng.integers(3, 8))):  # clutter strokes: thin, so they never look like a class shape
+    # Clutter strokes: one pixel wide and half-transparent, so they never look like a class shape.
+    strokes = img.copy()
+    for _ in range(int(rng.integers(1, 5))):
         p0 = rng.uniform(0, size, 2)
         p1 = p0 + rng.uniform(-0.35, 0.35, 2) * size
         colour = tuple(float(v) for v in rng.uniform(0, 255, 3))
-        cv2.line(img, tuple(int(v) for v in p0), tuple(int(v) for v in p1), colour, int(rng.integers(1, 3)),
-                 cv2.LINE_AA)
+        cv2.line(strokes, tuple(int(v) for v in p0), tuple(int(v) for v in p1), colour, 1, cv2.LINE_AA)
+    img = 0.5 * (img + strokes)
 
     big = size * _SUPERSAMPLE
-    r = rng.uniform(0.2, 0.32) * big
-    margin = r + 0.1 * big
+    r = rng.uniform(0.24, 0.34) * big
+    margin = r + 0.08 * big
     cx, cy = rng.uniform(margin, big - margin, 2)
     mask = _shape_mask(DEMO_CLASSES[label], big, cx, cy, r, rng.uniform(0, 2 * math.pi), rng)
     alpha = cv2.resize(mask, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)[:, :, None] / 255.0
     fg = _contrasting_colour(img[int(cy) // _SUPERSAMPLE, int(cx) // _SUPERSAMPLE], rng).astype(np.float32)
     img = img * (1.0 - alpha) + fg * alpha
-    img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(rng.uniform(4.0, 14.0))
+    img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(rng.uniform(2.0, 8.0))
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
