@@ -109,6 +109,17 @@ def test_ema_parity_through_preprocessor(converted, mean, std, expected):
     assert max_diff(model(Tensor(bgr)), expected) < ATOL
 
 
+@pytest.mark.parametrize('config,expected', [('efficientnet-b0_8xb32_in1k.py', 'logits_ema_meanstd.npy'),
+                                             ('efficientnet-b0_8xb32-01norm_in1k.py', 'logits_ema_advprop.npy')])
+def test_converted_file_evaluates_with_the_configs(converted, config, expected):
+    """The documented pairing: ImageNet checkpoints with the plain config, AdvProp ones with ``-01norm``."""
+    from effnet_mm.apis import init_model
+    model = init_model(str(ROOT / 'configs' / 'efficientnet' / config), converted['ema'].path)
+    rgb = np.load(B0 / 'input_image_uint8_hwc_rgb.npy')
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1].transpose(2, 0, 1)[None])  # configs expect BGR (OpenCV order)
+    assert max_diff(model(Tensor(bgr)), expected) < ATOL
+
+
 def test_raw_weights_match_negative_control_only(converted):
     model = build_classifier(load_checkpoint(converted['raw'].path)[0])
     logits = model.classify(nchw('input_meanstd_nhwc_float32.npy'))
