@@ -26,7 +26,8 @@ pytestmark = pytest.mark.skipif(fast_conv_unavailable_reason() is not None,
                                 reason=f'fast conv unavailable: {fast_conv_unavailable_reason()}')
 
 # (kind, N, C_in, C_out, H, W, k, stride): every k/stride of B0-B8 on even, odd and non-square planes, including
-# the small 7/8 px maps of the last stages and sizes whose SAME padding is asymmetric.
+# the small 7/8 px maps of the last stages and sizes whose SAME padding is asymmetric; 4 and 2 take the generic
+# (non-specialised) C++ loops.
 CASES = [
     ('depthwise', 2, 8, 8, 14, 14, 3, 1),
     ('depthwise', 2, 8, 8, 7, 7, 3, 1),
@@ -41,6 +42,9 @@ CASES = [
     ('dense', 2, 3, 8, 14, 14, 3, 2),
     ('dense', 2, 3, 4, 13, 7, 3, 1),
     ('dense', 2, 5, 6, 9, 8, 5, 2),
+    ('depthwise', 2, 3, 3, 33, 35, 3, 1),  # more than two vector chunks per row
+    ('depthwise', 2, 4, 4, 9, 10, 4, 2),  # generic (non-specialised) kernel sizes
+    ('dense', 1, 2, 3, 6, 7, 2, 1),
 ]
 CALLS = 3
 

@@ -26,6 +26,31 @@ constexpr int kOk = 0;
 constexpr int kBadArgs = 1;
 constexpr int kBadDtype = 2;
 constexpr int kBadShape = 3;
+// Output columns per vector chunk of the specialised kernels (one AVX-512 register, two AVX2 registers).
+constexpr int kVec = 16;
+constexpr int64_t kSlack = kVec;
+
+// GCC/Clang vector extension: kVec floats kept in registers (one zmm with AVX-512, split by the compiler otherwise).
+typedef float VecF __attribute__((vector_size(kVec * sizeof(float))));
+
+inline VecF load_vec(const float *p) {
+  VecF v;
+  std::memcpy(&v, p, sizeof(v));  // unaligned load
+  return v;
+}
+
+inline void store_vec(float *p, VecF v) { std::memcpy(p, &v, sizeof(v)); }
+
+typedef double VecD __attribute__((vector_size(kVec * sizeof(double))));
+
+// Weight-gradient accumulators hold kVec double lanes per tap (acc[t * kVec + lane]); this sums the lanes.
+void reduce_taps(const double *acc, int64_t taps, float *dw) {
+  for (int64_t t = 0; t < taps; ++t) {
+    double total = 0.0;
+    for (int i = 0; i < kVec; ++i) total += acc[t * kVec + i];
+    dw[t] = static_cast<float>(total);
+  }
+}
 
 // Geometry of one spatial plane and its phase-split padded copy.
 struct Plane {
@@ -34,7 +59,8 @@ struct Plane {
   int64_t k, s;      // kernel size, stride
   int64_t pt, pl;    // TF SAME pads before (top, left); the odd pixel goes after
   int64_t hp, wq;    // padded rows; columns per phase
-  int64_t size() const { return s * hp * wq; }
+  // Buffer floats: the phase-split plane plus zeroed slack, so a full vector chunk may run past the last column.
+  int64_t size() const { return s * hp * wq + kSlack; }
 };
 
 int64_t same_pad_before(int64_t in, int64_t out, int64_t k, int64_t s) {
@@ -61,6 +87,9 @@ bool make_plane(int64_t h, int64_t w, int64_t ho, int64_t wo, int64_t k, int64_t
 // Copy one input plane into the phase-split padded buffer: buf[p][r][j] = x[r - pt][j * s + p - pl] (0 outside).
 void pack(const float *x, const Plane &g, float *buf) {
   for (int64_t p = 0; p < g.s; ++p) {
+    // Columns j with 0 <= j * s + p - pl < w hold data: [j0, j1); the rest is padding.
+    const int64_t j0 = std::min<int64_t>(g.wq, std::max<int64_t>(0, (g.pl - p + g.s - 1) / g.s));
+    const int64_t j1 = std::max<int64_t>(j0, std::min<int64_t>(g.wq, (g.w - p + g.pl + g.s - 1) / g.s));
     for (int64_t r = 0; r < g.hp; ++r) {
       float *dst = buf + (p * g.hp + r) * g.wq;
       const int64_t ih = r - g.pt;
@@ -68,11 +97,14 @@ void pack(const float *x, const Plane &g, float *buf) {
         std::memset(dst, 0, sizeof(float) * g.wq);
         continue;
       }
-      const float *src = x + ih * g.w;
-      for (int64_t j = 0; j < g.wq; ++j) {
-        const int64_t iw = j * g.s + p - g.pl;
-        dst[j] = (iw >= 0 && iw < g.w) ? src[iw] : 0.0f;
+      const float *src = x + ih * g.w + p - g.pl;  // src[j * s] is column j
+      for (int64_t j = 0; j < j0; ++j) dst[j] = 0.0f;
+      if (g.s == 1) {
+        std::memcpy(dst + j0, src + j0, sizeof(float) * (j1 - j0));
+      } else {
+        for (int64_t j = j0; j < j1; ++j) dst[j] = src[j * 2];
       }
+      for (int64_t j = j1; j < g.wq; ++j) dst[j] = 0.0f;
     }
   }
 }
@@ -86,11 +118,20 @@ void unpack(const float *dbuf, const Plane &g, float *dx) {
       std::memset(dst, 0, sizeof(float) * g.w);
       continue;
     }
-    for (int64_t iw = 0; iw < g.w; ++iw) {
-      const int64_t c = iw + g.pl;
-      const int64_t p = c % g.s, j = c / g.s;
-      dst[iw] = j < g.wq ? dbuf[(p * g.hp + r) * g.wq + j] : 0.0f;
+    // Column iw sits at phase (iw + pl) % s, index (iw + pl) / s; no columns lie past the last window.
+    if (g.s == 1) {
+      std::memcpy(dst, dbuf + r * g.wq + g.pl, sizeof(float) * g.w);
+      continue;
     }
+    const float *even = dbuf + r * g.wq, *odd = dbuf + (g.hp + r) * g.wq;
+    int64_t iw = 0;
+    if (g.pl % 2) dst[iw++] = odd[0];  // first column is odd: (0 + pl) is odd
+    for (; iw + 1 < g.w; iw += 2) {
+      const int64_t j = (iw + g.pl) / 2;
+      dst[iw] = even[j];
+      dst[iw + 1] = odd[j];
+    }
+    if (iw < g.w) dst[iw] = ((iw + g.pl) % 2 ? odd : even)[(iw + g.pl) / 2];
   }
 }
 
@@ -104,7 +145,7 @@ inline float *tap_row(float *buf, const Plane &g, int64_t oh, int64_t kh, int64_
 }
 
 // y[oh][:] += sum over taps of w[kh][kw] * x_padded[...]; y must be zeroed (or hold a partial sum).
-void plane_fwd_acc(const float *buf, const float *wk, const Plane &g, float *y) {
+void plane_fwd_generic(const float *buf, const float *wk, const Plane &g, float *y) {
   for (int64_t oh = 0; oh < g.ho; ++oh) {
     float *yr = y + oh * g.wo;
     for (int64_t kh = 0; kh < g.k; ++kh) {
@@ -119,7 +160,7 @@ void plane_fwd_acc(const float *buf, const float *wk, const Plane &g, float *y) 
 }
 
 // dbuf (phase-split, padded) += transposed conv of dy with the k x k kernel wk.
-void plane_bwd_x_acc(const float *dy, const float *wk, const Plane &g, float *dbuf) {
+void plane_bwd_x_generic(const float *dy, const float *wk, const Plane &g, float *dbuf) {
   for (int64_t oh = 0; oh < g.ho; ++oh) {
     const float *dyr = dy + oh * g.wo;
     for (int64_t kh = 0; kh < g.k; ++kh) {
@@ -134,7 +175,7 @@ void plane_bwd_x_acc(const float *dy, const float *wk, const Plane &g, float *db
 }
 
 // acc[kh * k + kw] += sum over the plane of dy * x_padded shifted by the tap.
-void plane_bwd_w_acc(const float *dy, const float *buf, const Plane &g, double *acc) {
+void plane_bwd_w_generic(const float *dy, const float *buf, const Plane &g, double *acc) {
   for (int64_t kh = 0; kh < g.k; ++kh) {
     for (int64_t kw = 0; kw < g.k; ++kw) {
       float total = 0.0f;
@@ -146,8 +187,130 @@ void plane_bwd_w_acc(const float *dy, const float *buf, const Plane &g, double *
         for (int64_t ow = 0; ow < g.wo; ++ow) row += dyr[ow] * src[ow];
         total += row;
       }
-      acc[kh * g.k + kw] += total;
+      acc[(kh * g.k + kw) * kVec] += total;  // lane 0 of the tap's accumulator (see reduce_taps)
     }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Specialisations for compile-time K and S (all EfficientNet convs): the taps are unrolled and each chunk of kVec
+// output columns stays in registers across all K * K taps instead of being re-loaded and re-stored per tap, which
+// matters most for the small 7x7 / 14x14 planes of the late stages.  Chunks may read up to kVec - 1 columns past
+// the row (into the next row or the zeroed slack); those lanes are never stored, or are multiplied by zero.
+
+template <int K, int S>
+void plane_fwd_t(const float *buf, const float *wk, const Plane &g, float *y) {
+  for (int64_t oh = 0; oh < g.ho; ++oh) {
+    float *yr = y + oh * g.wo;
+    for (int64_t ow0 = 0; ow0 < g.wo; ow0 += kVec) {
+      VecF acc = {};
+      for (int kh = 0; kh < K; ++kh) {
+        for (int kw = 0; kw < K; ++kw) acc += wk[kh * K + kw] * load_vec(tap_row(buf, g, oh, kh, kw) + ow0);
+      }
+      const int64_t n = g.wo - ow0 < kVec ? g.wo - ow0 : kVec;
+      if (n == kVec) {
+        store_vec(yr + ow0, load_vec(yr + ow0) + acc);
+      } else {
+        for (int64_t i = 0; i < n; ++i) yr[ow0 + i] += acc[i];
+      }
+    }
+  }
+}
+
+// Loads kVec values of a dy row starting at ow0, zero beyond the row end.
+inline VecF load_row_chunk(const float *row, int64_t ow0, int64_t wo) {
+  const int64_t n = wo - ow0 < kVec ? wo - ow0 : kVec;
+  if (n == kVec) return load_vec(row + ow0);
+  VecF d = {};
+  for (int64_t i = 0; i < n; ++i) d[i] = row[ow0 + i];
+  return d;
+}
+
+// Gather form of the transposed conv: each chunk of the padded gradient buffer sums its K * K / S^2 contributing
+// taps in registers and is stored once (a scatter would load and store the buffer once per tap).  dy is first copied
+// into zero-bordered rows so the shifted reads need no bounds checks.
+template <int K, int S>
+void plane_bwd_x_t(const float *dy, const float *wk, const Plane &g, float *dbuf) {
+  constexpr int64_t lp = (K - 1) / S;  // left border of the dy copy: the largest tap shift kw / S
+  const int64_t row_len = g.wo + 2 * lp + kVec;
+  static thread_local std::vector<float> dyp;
+  dyp.assign(g.ho * row_len, 0.0f);
+  for (int64_t oh = 0; oh < g.ho; ++oh) std::memcpy(&dyp[oh * row_len + lp], dy + oh * g.wo, sizeof(float) * g.wo);
+  for (int64_t p = 0; p < S; ++p) {
+    for (int64_t r = 0; r < g.hp; ++r) {
+      float *dst = dbuf + (p * g.hp + r) * g.wq;
+      for (int64_t j0 = 0; j0 < g.wq; j0 += kVec) {
+        VecF acc = {};
+        for (int kh = 0; kh < K; ++kh) {
+          const int64_t t = r - kh;
+          if (t < 0 || t % S != 0 || t / S >= g.ho) continue;
+          const float *src = dyp.data() + (t / S) * row_len + lp + j0;
+          for (int kw = static_cast<int>(p); kw < K; kw += S) acc += wk[kh * K + kw] * load_vec(src - kw / S);
+        }
+        const int64_t n = g.wq - j0 < kVec ? g.wq - j0 : kVec;
+        if (n == kVec) {
+          store_vec(dst + j0, load_vec(dst + j0) + acc);
+        } else {
+          for (int64_t i = 0; i < n; ++i) dst[j0 + i] += acc[i];
+        }
+      }
+    }
+  }
+}
+
+template <int K, int S>
+void plane_bwd_w_t(const float *dy, const float *buf, const Plane &g, double *acc_out) {
+  VecF acc[K * K] = {};
+  for (int64_t oh = 0; oh < g.ho; ++oh) {
+    const float *dyr = dy + oh * g.wo;
+    for (int64_t ow0 = 0; ow0 < g.wo; ow0 += kVec) {
+      const VecF d = load_row_chunk(dyr, ow0, g.wo);
+      for (int kh = 0; kh < K; ++kh) {
+        for (int kw = 0; kw < K; ++kw) acc[kh * K + kw] += d * load_vec(tap_row(buf, g, oh, kh, kw) + ow0);
+      }
+    }
+  }
+  // Widen to double lanes without a horizontal sum: the lanes are summed once per channel by reduce_taps.
+  for (int t = 0; t < K * K; ++t) {
+    VecD sum;
+    std::memcpy(&sum, acc_out + t * kVec, sizeof(sum));
+    sum += __builtin_convertvector(acc[t], VecD);
+    std::memcpy(acc_out + t * kVec, &sum, sizeof(sum));
+  }
+}
+
+using FwdFn = void (*)(const float *, const float *, const Plane &, float *);
+using BwdWFn = void (*)(const float *, const float *, const Plane &, double *);
+
+template <int K, int S>
+struct Kernels {
+  static constexpr FwdFn fwd = plane_fwd_t<K, S>;
+  static constexpr FwdFn bwd_x = plane_bwd_x_t<K, S>;
+  static constexpr BwdWFn bwd_w = plane_bwd_w_t<K, S>;
+};
+
+struct PlaneKernels {
+  FwdFn fwd;    // y += conv(x_padded, w)
+  FwdFn bwd_x;  // dbuf += conv_transpose(dy, w)
+  BwdWFn bwd_w; // acc += correlate(dy, x_padded)
+};
+
+template <int K, int S>
+PlaneKernels specialised() {
+  return {Kernels<K, S>::fwd, Kernels<K, S>::bwd_x, Kernels<K, S>::bwd_w};
+}
+
+// Specialised kernels for k in {3, 5, 7} and stride in {1, 2}; the generic loops otherwise.
+PlaneKernels select_kernels(const Plane &g) {
+  const int64_t key = g.k * 10 + g.s;
+  switch (key) {
+    case 31: return specialised<3, 1>();
+    case 32: return specialised<3, 2>();
+    case 51: return specialised<5, 1>();
+    case 52: return specialised<5, 2>();
+    case 71: return specialised<7, 1>();
+    case 72: return specialised<7, 2>();
+    default: return {plane_fwd_generic, plane_bwd_x_generic, plane_bwd_w_generic};
   }
 }
 
@@ -177,6 +340,7 @@ int dw_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const char *
   if (ws[0] != c || ws[1] != 1 || ws[3] != k || ys[0] != n || ys[1] != c ||
       !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, &g))
     return kBadShape;
+  const PlaneKernels kern = select_kernels(g);
   const float *x = static_cast<const float *>(params[0]);
   const float *w = static_cast<const float *>(params[1]);
   float *y = static_cast<float *>(params[2]);
@@ -189,7 +353,7 @@ int dw_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const char *
       pack(x + i * in_sz, g, buf.data());
       float *yp = y + i * out_sz;
       std::memset(yp, 0, sizeof(float) * out_sz);
-      plane_fwd_acc(buf.data(), w + (i % c) * k * k, g, yp);
+      kern.fwd(buf.data(), w + (i % c) * k * k, g, yp);
     }
   }
   return kOk;
@@ -205,6 +369,7 @@ int dw_bwd_x(int nparam, void **params, int *ndims, int64_t **shapes, const char
   if (ws[0] != c || ws[1] != 1 || ws[3] != k || ys[0] != n || ys[1] != c ||
       !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, &g))
     return kBadShape;
+  const PlaneKernels kern = select_kernels(g);
   const float *dy = static_cast<const float *>(params[0]);
   const float *w = static_cast<const float *>(params[1]);
   float *dx = static_cast<float *>(params[3]);
@@ -215,7 +380,7 @@ int dw_bwd_x(int nparam, void **params, int *ndims, int64_t **shapes, const char
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < planes; ++i) {
       std::fill(dbuf.begin(), dbuf.end(), 0.0f);
-      plane_bwd_x_acc(dy + i * out_sz, w + (i % c) * k * k, g, dbuf.data());
+      kern.bwd_x(dy + i * out_sz, w + (i % c) * k * k, g, dbuf.data());
       unpack(dbuf.data(), g, dx + i * in_sz);
     }
   }
@@ -232,6 +397,7 @@ int dw_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const char
   if (ws[0] != c || ws[1] != 1 || ws[3] != k || ys[0] != n || ys[1] != c ||
       !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, &g))
     return kBadShape;
+  const PlaneKernels kern = select_kernels(g);
   const float *dy = static_cast<const float *>(params[0]);
   const float *x = static_cast<const float *>(params[1]);
   float *dw = static_cast<float *>(params[3]);
@@ -239,16 +405,16 @@ int dw_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const char
 #pragma omp parallel
   {
     std::vector<float> buf(g.size());
-    std::vector<double> acc(k * k);
+    std::vector<double> acc(k * k * kVec);
 #pragma omp for schedule(static)
     for (int64_t ch = 0; ch < c; ++ch) {
       std::fill(acc.begin(), acc.end(), 0.0);
       for (int64_t b = 0; b < n; ++b) {
         const int64_t i = b * c + ch;
         pack(x + i * in_sz, g, buf.data());
-        plane_bwd_w_acc(dy + i * out_sz, buf.data(), g, acc.data());
+        kern.bwd_w(dy + i * out_sz, buf.data(), g, acc.data());
       }
-      for (int64_t t = 0; t < k * k; ++t) dw[ch * k * k + t] = static_cast<float>(acc[t]);
+      reduce_taps(acc.data(), k * k, dw + ch * k * k);
     }
   }
   return kOk;
@@ -274,6 +440,7 @@ int dense_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const cha
   Plane g;
   if (ws[1] != ci || ws[3] != k || ys[0] != n || ys[1] != co || !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, &g))
     return kBadShape;
+  const PlaneKernels kern = select_kernels(g);
   const float *x = static_cast<const float *>(params[0]);
   const float *w = static_cast<const float *>(params[1]);
   float *y = static_cast<float *>(params[2]);
@@ -285,7 +452,7 @@ int dense_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const cha
     float *yp = y + i * out_sz;
     std::memset(yp, 0, sizeof(float) * out_sz);
     for (int64_t c = 0; c < ci; ++c)
-      plane_fwd_acc(packed.data() + (b * ci + c) * g.size(), w + (oc * ci + c) * k * k, g, yp);
+      kern.fwd(packed.data() + (b * ci + c) * g.size(), w + (oc * ci + c) * k * k, g, yp);
   }
   return kOk;
 }
@@ -299,6 +466,7 @@ int dense_bwd_x(int nparam, void **params, int *ndims, int64_t **shapes, const c
   Plane g;
   if (ws[1] != ci || ws[3] != k || ys[0] != n || ys[1] != co || !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, &g))
     return kBadShape;
+  const PlaneKernels kern = select_kernels(g);
   const float *dy = static_cast<const float *>(params[0]);
   const float *w = static_cast<const float *>(params[1]);
   float *dx = static_cast<float *>(params[3]);
@@ -311,7 +479,7 @@ int dense_bwd_x(int nparam, void **params, int *ndims, int64_t **shapes, const c
       const int64_t b = i / ci, c = i % ci;
       std::fill(dbuf.begin(), dbuf.end(), 0.0f);
       for (int64_t oc = 0; oc < co; ++oc)
-        plane_bwd_x_acc(dy + (b * co + oc) * out_sz, w + (oc * ci + c) * k * k, g, dbuf.data());
+        kern.bwd_x(dy + (b * co + oc) * out_sz, w + (oc * ci + c) * k * k, g, dbuf.data());
       unpack(dbuf.data(), g, dx + i * in_sz);
     }
   }
@@ -327,6 +495,7 @@ int dense_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const c
   Plane g;
   if (ws[1] != ci || ws[3] != k || ys[0] != n || ys[1] != co || !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, &g))
     return kBadShape;
+  const PlaneKernels kern = select_kernels(g);
   const float *dy = static_cast<const float *>(params[0]);
   const float *x = static_cast<const float *>(params[1]);
   float *dw = static_cast<float *>(params[3]);
@@ -334,15 +503,15 @@ int dense_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const c
   const int64_t out_sz = g.ho * g.wo, taps = k * k;
 #pragma omp parallel
   {
-    std::vector<double> acc(ci * taps);
+    std::vector<double> acc(ci * taps * kVec);
 #pragma omp for schedule(static)
     for (int64_t oc = 0; oc < co; ++oc) {
       std::fill(acc.begin(), acc.end(), 0.0);
       for (int64_t b = 0; b < n; ++b)
         for (int64_t c = 0; c < ci; ++c)
-          plane_bwd_w_acc(dy + (b * co + oc) * out_sz, packed.data() + (b * ci + c) * g.size(), g,
-                          acc.data() + c * taps);
-      for (int64_t t = 0; t < ci * taps; ++t) dw[oc * ci * taps + t] = static_cast<float>(acc[t]);
+          kern.bwd_w(dy + (b * co + oc) * out_sz, packed.data() + (b * ci + c) * g.size(), g,
+                          acc.data() + c * taps * kVec);
+      reduce_taps(acc.data(), ci * taps, dw + oc * ci * taps);
     }
   }
   return kOk;
