@@ -1,0 +1,27 @@
+# ruff: noqa: C408  (mmengine configs use dict(...) as mmpretrain does)
+# The TF EfficientNet training recipe (tensorflow/tpu models/official/efficientnet, main.py + utils.py):
+# RMSProp (decay 0.9, momentum 0.9, eps 1e-3 inside the sqrt), lr 0.016 per 256 images scaled linearly to the
+# global batch (2048 -> 0.128), 5 warm-up epochs, x0.97 every 2.4 epochs (staircase), L2 1e-5 on conv/dense kernels
+# only, EMA 0.9999 of all weights, 350 epochs.  Label smoothing 0.1 is part of the model head's loss.
+optim_wrapper = dict(
+    optimizer=dict(type='RMSProp', lr=0.016, alpha=0.9, momentum=0.9, eps=1e-3, weight_decay=1e-5),
+    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0),
+)
+
+param_scheduler = [
+    # TF warms up linearly from 0 over 5 epochs and counts the staircase decay from step 0.  The factors of the two
+    # schedulers multiply, so in epochs 2.4-5 the warm-up LR is also decayed (x0.97 or x0.97^2), where TF uses the
+    # warm-up value alone; from epoch 5 on the LR equals TF's.
+    dict(type='LinearLR', start_factor=0.0, end_factor=1.0, by_epoch=True, begin=0, end=5,
+         convert_to_iter_based=True),
+    dict(type='StepLR', step_size=2.4, gamma=0.97, by_epoch=True, begin=0, convert_to_iter_based=True),
+]
+
+train_cfg = dict(by_epoch=True, max_epochs=350, val_interval=1)
+val_cfg = dict()
+test_cfg = dict()
+
+custom_hooks = [dict(type='EMAHook', momentum=1e-4, warmup=True)]
+
+# lr above is per 256 images: the runner multiplies it by (batch_size x ranks) / 256 (the TF recipe scales it).
+auto_scale_lr = dict(base_batch_size=256, enable=True)

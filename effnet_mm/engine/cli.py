@@ -1,0 +1,97 @@
+"""Library side of ``tools/train.py`` and ``tools/test.py``: argument → config merging and error reporting."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, Optional
+
+from mmengine.config import Config
+
+#: Errors that mean "the config or the command line is wrong": the tools print them as one line.
+USER_ERRORS = (KeyError, ValueError, FileNotFoundError, TypeError, ImportError)
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """Read ``path`` and merge ``--cfg-options``; a missing file is a ``FileNotFoundError`` naming it."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'config file {path!r} does not exist')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def resolve_work_dir(cfg: Config, cli_work_dir: Optional[str]) -> str:
+    """mmengine's priority: ``--work-dir``, then ``work_dir`` in the config, then ``./work_dirs/<config stem>``."""
+    if cli_work_dir:
+        return cli_work_dir
+    if cfg.get('work_dir'):
+        return cfg.work_dir
+    return os.path.join('./work_dirs', os.path.splitext(os.path.basename(cfg.filename))[0])
+
+
+def apply_train_args(cfg: Config, *, work_dir: Optional[str] = None, resume: Optional[str] = None,
+                     amp: bool = False, auto_scale_lr: bool = False, no_validate: bool = False,
+                     launcher: str = 'none') -> Config:
+    """Merge the ``tools/train.py`` flags into ``cfg`` (in place) and return it.
+
+    Args:
+        resume: ``None`` (flag absent), ``'auto'`` (``--resume`` without value: latest in the work dir) or a path.
+        amp: switch ``optim_wrapper`` to ``AmpOptimWrapper`` with dynamic loss scale (level from the config, else O2).
+        auto_scale_lr: set ``auto_scale_lr.enable=True``.
+        no_validate: drop validation during training.
+    """
+    cfg.work_dir = resolve_work_dir(cfg, work_dir)
+    if resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif resume is not None:
+        cfg.resume = True
+        cfg.load_from = resume
+    if amp:
+        optim = cfg.get('optim_wrapper')
+        if not isinstance(optim, dict):
+            raise KeyError(f'{cfg.filename}: --amp needs an optim_wrapper dict in the config')
+        if optim.get('type', 'OptimWrapper') != 'AmpOptimWrapper':
+            optim.type = 'AmpOptimWrapper'
+            optim.setdefault('loss_scale', 'dynamic')
+    if auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
+            raise KeyError(f'{cfg.filename}: --auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
+        cfg.auto_scale_lr.enable = True
+    if no_validate:
+        cfg.val_cfg = None
+        cfg.val_dataloader = None
+        cfg.val_evaluator = None
+        hooks = cfg.get('default_hooks') or {}
+        if isinstance(hooks.get('checkpoint'), dict):
+            hooks['checkpoint']['save_best'] = None
+    cfg.launcher = launcher
+    return cfg
+
+
+def apply_test_args(cfg: Config, checkpoint: str, *, work_dir: Optional[str] = None,
+                    launcher: str = 'none') -> Config:
+    """Merge the ``tools/test.py`` arguments into ``cfg`` (in place) and return it."""
+    if not os.path.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint {checkpoint!r} does not exist')
+    cfg.work_dir = resolve_work_dir(cfg, work_dir)
+    cfg.load_from = checkpoint
+    cfg.resume = False
+    cfg.launcher = launcher
+    return cfg
+
+
+def run_reporting_errors(main: Callable[[], int]) -> int:
+    """Run ``main``; a config/argument error is printed as one ``error:`` line (exit status 2) instead of a traceback.
+
+    Set ``EFFNET_MM_TRACEBACK=1`` to get the full traceback.
+    """
+    if os.environ.get('EFFNET_MM_TRACEBACK'):
+        return main()
+    try:
+        return main()
+    except USER_ERRORS as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f'error: {type(err).__name__}: {message}', file=sys.stderr)
+        return 2

@@ -1,0 +1,59 @@
+"""Data-parallel helpers over ``mindspore.communication`` (msrun launcher), usable without a launcher too."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+LAUNCHERS = ('none', 'msrun')
+_initialised = False
+
+
+def init_dist(launcher: str) -> None:
+    """Join the process group of ``launcher``; must be the FIRST thing a script does.
+
+    msrun also runs the script in its scheduler process, where ``init()`` never returns: nothing with side effects
+    (work dirs, logs) may run before this call.
+    """
+    global _initialised
+    if launcher not in LAUNCHERS:
+        raise ValueError(f'--launcher must be one of {LAUNCHERS}, got {launcher!r}')
+    if launcher == 'none' or _initialised:
+        return
+    from mindspore.communication import init
+
+    init()
+    _initialised = True
+
+
+def is_distributed() -> bool:
+    """True after :func:`init_dist` joined a group of more than one process."""
+    return _initialised and get_world_size() > 1
+
+
+def get_rank() -> int:
+    """This process's rank (0 without a launcher)."""
+    if not _initialised:
+        return int(os.environ.get('RANK_ID', 0)) if os.environ.get('MS_ROLE') == 'MS_WORKER' else 0
+    from mindspore.communication import get_rank as _get_rank
+
+    return int(_get_rank())
+
+
+def get_world_size() -> int:
+    """Number of data-parallel processes (1 without a launcher)."""
+    if not _initialised:
+        return 1
+    from mindspore.communication import get_group_size
+
+    return int(get_group_size())
+
+
+def all_reduce_sum(values: np.ndarray) -> np.ndarray:
+    """Sum a float array over all ranks (identity without a process group)."""
+    if not is_distributed():
+        return values
+    import mindspore as ms
+    from mindspore import ops
+
+    return ops.AllReduce()(ms.Tensor(np.asarray(values, np.float32))).asnumpy().astype(np.float64)

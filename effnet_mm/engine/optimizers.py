@@ -1,0 +1,180 @@
+"""MindSpore optimizers registered under mmengine/PyTorch-style argument names, and the param-group builder.
+
+Every optimizer owns a scalar ``learning_rate`` Parameter: the runner writes the scheduled LR into it before each
+step (see :mod:`effnet_mm.engine.schedulers`), so the jitted train step never recompiles and the LR of any iteration
+is a pure function of the iteration number (exact resume).
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from mindspore import Parameter, nn
+
+from effnet_mm.registry import OPTIMIZERS
+
+
+def _check_common(name: str, lr: float, weight_decay: float) -> None:
+    if lr < 0:
+        raise ValueError(f'optim_wrapper.optimizer ({name}): lr must be >= 0, got {lr}')
+    if weight_decay < 0:
+        raise ValueError(f'optim_wrapper.optimizer ({name}): weight_decay must be >= 0, got {weight_decay}')
+
+
+@OPTIMIZERS.register_module()
+class RMSProp(nn.RMSProp):
+    """TF1-style RMSProp (``eps`` inside the square root, LR inside the momentum buffer, ``mean_square`` starts at 1).
+
+    This is the optimizer of the TF EfficientNet recipe; weight decay is L2 added to the gradient like TF's loss term.
+
+    Example config::
+
+        optim_wrapper = dict(optimizer=dict(type='RMSProp', lr=0.016, alpha=0.9, momentum=0.9, eps=1e-3,
+                                            weight_decay=1e-5))
+
+    Args:
+        params: parameters or param groups.
+        lr: learning rate.
+        alpha: decay of the squared-gradient average (TF ``decay``/``rho``); ``decay`` is accepted as an alias.
+        momentum: momentum.
+        eps: epsilon, inside the square root.
+        weight_decay: L2 coefficient (overridden per group by the param-group builder).
+        centered: centred RMSProp.
+        decay: alias of ``alpha``.
+    """
+
+    def __init__(self,
+                 params: Sequence,
+                 lr: float = 0.01,
+                 alpha: float = 0.9,
+                 momentum: float = 0.0,
+                 eps: float = 1e-10,
+                 weight_decay: float = 0.0,
+                 centered: bool = False,
+                 decay: Optional[float] = None) -> None:
+        _check_common('RMSProp', lr, weight_decay)
+        super().__init__(params, learning_rate=float(lr), decay=float(alpha if decay is None else decay),
+                         momentum=float(momentum), epsilon=float(eps), centered=centered,
+                         weight_decay=float(weight_decay))
+
+
+@OPTIMIZERS.register_module()
+class SGD(nn.Momentum):
+    """SGD with (optionally Nesterov) momentum: ``v = m * v + g; p -= lr * v`` (PyTorch's SGD without dampening).
+
+    Example config::
+
+        optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4, nesterov=False))
+
+    Args:
+        params: parameters or param groups.
+        lr: learning rate.
+        momentum: momentum (0 gives plain SGD).
+        weight_decay: L2 coefficient.
+        nesterov: Nesterov momentum.
+    """
+
+    def __init__(self,
+                 params: Sequence,
+                 lr: float = 0.1,
+                 momentum: float = 0.0,
+                 weight_decay: float = 0.0,
+                 nesterov: bool = False) -> None:
+        _check_common('SGD', lr, weight_decay)
+        if momentum < 0:
+            raise ValueError(f'optim_wrapper.optimizer (SGD): momentum must be >= 0, got {momentum}')
+        super().__init__(params, learning_rate=float(lr), momentum=float(momentum), weight_decay=float(weight_decay),
+                         use_nesterov=nesterov)
+
+
+OPTIMIZERS.register_module(name='Momentum', module=SGD)
+
+
+@OPTIMIZERS.register_module()
+class AdamW(nn.AdamWeightDecay):
+    """Adam with decoupled weight decay.
+
+    Example config::
+
+        optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05))
+
+    Args:
+        params: parameters or param groups.
+        lr: learning rate.
+        betas: first/second moment decays.
+        eps: epsilon.
+        weight_decay: decoupled weight decay.
+    """
+
+    def __init__(self,
+                 params: Sequence,
+                 lr: float = 1e-3,
+                 betas: Tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8,
+                 weight_decay: float = 0.01) -> None:
+        _check_common('AdamW', lr, weight_decay)
+        super().__init__(params, learning_rate=float(lr), beta1=float(betas[0]), beta2=float(betas[1]),
+                         eps=float(eps), weight_decay=float(weight_decay))
+
+
+def _is_norm(name: str) -> bool:
+    # MindSpore BN parameters are named gamma/beta (moving stats are not trainable and never reach here).
+    return name.endswith('.gamma') or name.endswith('.beta')
+
+
+def build_param_groups(params: Sequence[Parameter], weight_decay: float,
+                       paramwise_cfg: Optional[Dict[str, float]] = None) -> List[dict]:
+    """Split trainable parameters into groups by weight decay (mmengine ``paramwise_cfg`` subset).
+
+    Example: ``paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0)`` puts BN gamma/beta and biases in a
+    group without weight decay (the TF recipe applies L2 to conv and dense kernels only).
+
+    Args:
+        params: trainable parameters.
+        weight_decay: the optimizer's weight decay.
+        paramwise_cfg: ``norm_decay_mult`` and ``bias_decay_mult`` (each defaults to 1).
+
+    Returns:
+        MindSpore param groups ``[{'params': [...], 'weight_decay': wd}, ...]`` (empty groups dropped).
+    """
+    cfg = dict(paramwise_cfg or {})
+    unknown = set(cfg) - {'norm_decay_mult', 'bias_decay_mult'}
+    if unknown:
+        raise KeyError(f'optim_wrapper.paramwise_cfg: unsupported keys {sorted(unknown)} '
+                       f'(supported: norm_decay_mult, bias_decay_mult)')
+    norm_mult = float(cfg.get('norm_decay_mult', 1.0))
+    bias_mult = float(cfg.get('bias_decay_mult', 1.0))
+    by_decay: Dict[float, List[Parameter]] = {}
+    for param in params:
+        if _is_norm(param.name):
+            decay = weight_decay * norm_mult
+        elif param.name.endswith('.bias'):
+            decay = weight_decay * bias_mult
+        else:
+            decay = weight_decay
+        by_decay.setdefault(decay, []).append(param)
+    return [{'params': group, 'weight_decay': decay} for decay, group in by_decay.items()]
+
+
+def build_optimizer(optimizer_cfg: dict, params: Sequence[Parameter],
+                    paramwise_cfg: Optional[Dict[str, float]] = None) -> nn.Optimizer:
+    """Build the optimizer of ``optim_wrapper.optimizer`` over ``params`` with weight-decay param groups.
+
+    Raises:
+        KeyError: unknown optimizer type (the message lists the registered ones).
+        ValueError: a negative ``lr``/``weight_decay``.
+    """
+    cfg = dict(optimizer_cfg)
+    opt_type = cfg.get('type')
+    if opt_type not in OPTIMIZERS.module_dict and not callable(opt_type):
+        # Trigger the lazy import of the registry locations before deciding the type is unknown.
+        OPTIMIZERS.import_from_location()
+        if opt_type not in OPTIMIZERS.module_dict:
+            raise KeyError(f'optim_wrapper.optimizer.type={opt_type!r} is not a registered optimizer '
+                           f'(expected one of {sorted(OPTIMIZERS.module_dict)})')
+    lr = cfg.get('lr')
+    if lr is None:
+        raise KeyError(f'optim_wrapper.optimizer: "lr" is required (got {cfg})')
+    if float(lr) < 0:
+        raise ValueError(f'optim_wrapper.optimizer.lr must be >= 0, got {lr}')
+    groups = build_param_groups(list(params), float(cfg.get('weight_decay', 0.0)), paramwise_cfg)
+    return OPTIMIZERS.build(cfg, default_args=dict(params=groups))
