@@ -1,5 +1,5 @@
 # ruff: noqa: C408  (mmengine configs use dict(...) as mmpretrain does)
-# EfficientNet-B7 at 600 px with ImageNet mean/std: baseline (B0-B5) and AutoAugment (B0-B7) TF checkpoints.
+# EfficientNet-B7 at 600 px with ImageNet mean/std: the AutoAugment, RandAugment, NoisyStudent TF checkpoints.
 # INFERENCE-ONLY: evaluates converted TF checkpoints at the TF eval crop (600 px, crop_padding 32).
 # Its schedule (imagenet_bs256: SGD, step LR) is NOT the EfficientNet recipe: training with it gives a few
 # points less top-1 (mmpretrain#1455). Train with efficientnet-b7_8xb32-aa_in1k.py instead.

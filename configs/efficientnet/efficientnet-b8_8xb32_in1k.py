@@ -1,5 +1,5 @@
 # ruff: noqa: C408  (mmengine configs use dict(...) as mmpretrain does)
-# EfficientNet-B8 at 672 px with ImageNet mean/std: no ImageNet-mean/std release for B8 (AdvProp only; use the -01norm config) TF checkpoints.
+# EfficientNet-B8 at 672 px with ImageNet mean/std: the RandAugment TF checkpoints.
 # INFERENCE-ONLY: evaluates converted TF checkpoints at the TF eval crop (672 px, crop_padding 32).
 # Its schedule (imagenet_bs256: SGD, step LR) is NOT the EfficientNet recipe: training with it gives a few
 # points less top-1 (mmpretrain#1455). There is no train-capable config for this variant.
