@@ -93,7 +93,7 @@ def scalars(tmp_path):
                       'step': step})
         if step % 10 == 0:
             lines.append({'accuracy/top1': 30.0 + step, 'accuracy/top5': 60.0 + step, 'epoch': step // 10,
-                          'step': step})
+                          'step': step // 10})
     path = tmp_path / 'vis_data' / 'scalars.json'
     path.parent.mkdir()
     path.write_text('\n'.join(json.dumps(line) for line in lines) + '\n\n')
@@ -104,8 +104,12 @@ def test_plot_log_series_and_png(scalars, tmp_path, capsys):
     tool = _load_tool('plot_log')
     records = tool.load_scalars(str(scalars))
     assert len(records) == 22
+    # Validation lines are epoch-indexed (step == epoch, as the runner writes them).
     assert tool.series(records, 'accuracy/top1', 'epoch') == ([1.0, 2.0], [40.0, 50.0])
-    assert len(tool.series(records, 'loss')[0]) == 20
+    assert tool.series(records, 'accuracy/top1', 'step') == ([10.0, 20.0], [40.0, 50.0])
+    xs, ys = tool.series(records, 'loss', 'epoch')
+    assert (xs[4], xs[9], xs[14], xs[19]) == (0.5, 1.0, 1.5, 2.0) and len(ys) == 20
+    assert tool.series(records, 'loss', 'step')[0] == [float(s) for s in range(1, 21)]
     out = tmp_path / 'plots' / 'curves.png'
     assert tool.main([str(scalars), str(scalars), '--legend', 'a', 'b', '--x', 'epoch', '--out', str(out)]) == 0
     image = cv2.imread(str(out))

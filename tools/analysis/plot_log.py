@@ -6,8 +6,10 @@ Examples::
     python tools/analysis/plot_log.py run1/vis_data/scalars.json run2/vis_data/scalars.json \\
         --keys loss accuracy/top1 --x epoch --out curves.png --legend b0 b0-aa
 
-``scalars.json`` holds one JSON object per line (``{"loss": 2.1, "lr": 0.016, "epoch": 1, "step": 50}``, and
-validation lines with ``accuracy/top1``), as effnet_mm's and mmengine's ``LocalVisBackend`` write it.  matplotlib is
+``scalars.json`` holds one JSON object per line, as effnet_mm's and mmengine's ``LocalVisBackend`` write it: training
+lines ``{"loss": 2.1, "lr": 0.016, "epoch": 1, "iter": 50, "step": 50}`` and validation lines
+``{"accuracy/top1": 41.2, "epoch": 1, "step": 1}`` (their step is the epoch; they are drawn at the epoch's last
+iteration on a step axis).  matplotlib is
 needed (``pip install matplotlib``) but is not a dependency of effnet_mm.
 """
 from __future__ import annotations
@@ -45,14 +47,57 @@ def load_scalars(path: str) -> List[dict]:
     return records
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def epoch_ends(records: Sequence[dict]) -> Dict[int, float]:
+    """The last logged iteration of each epoch, from the iteration-indexed (training) records."""
+    ends: Dict[int, float] = {}
+    for record in records:
+        if _is_number(record.get('iter')) and _is_number(record.get('epoch')):
+            epoch = int(record['epoch'])
+            ends[epoch] = max(ends.get(epoch, 0), float(record['iter']))
+    return ends
+
+
+def x_value(record: dict, x: str, ends: Dict[int, float]) -> Optional[float]:
+    """Where ``record`` goes on the ``x`` axis.
+
+    Training records carry ``iter`` (and ``step`` = ``iter``); validation records are epoch-indexed (their ``step``
+    is the epoch, as mmengine writes them).  So on a ``step``/``iter`` axis a validation point is placed at the last
+    iteration of its epoch, and on an ``epoch`` axis a training point at its fractional epoch.
+    """
+    if not _is_number(record.get('iter')):  # epoch-indexed record
+        epoch = record.get('epoch', record.get('step'))
+        if not _is_number(epoch):
+            return None
+        if x == 'epoch':
+            return float(epoch)
+        return ends.get(int(epoch), float(record[x]) if _is_number(record.get(x)) else None)
+    if x != 'epoch':
+        return float(record['iter'] if x == 'iter' else record.get('step', record['iter']))
+    if not _is_number(record.get('epoch')):
+        return None
+    epoch = int(record['epoch'])
+    start, end = ends.get(epoch - 1, 0.0), ends.get(epoch)
+    if end is None or end <= start:
+        return float(epoch)
+    return epoch - 1 + (float(record['iter']) - start) / (end - start)
+
+
 def series(records: Sequence[dict], key: str, x: str = 'step') -> Tuple[List[float], List[float]]:
-    """``(xs, ys)`` of every record that has both ``x`` and ``key`` with numeric values."""
+    """``(xs, ys)`` of every record with a numeric ``key`` that can be placed on the ``x`` axis (see
+    :func:`x_value`)."""
+    ends = epoch_ends(records)
     xs, ys = [], []
     for record in records:
-        xv, yv = record.get(x), record.get(key)
-        if isinstance(xv, (int, float)) and isinstance(yv, (int, float)) and not isinstance(yv, bool):
-            xs.append(float(xv))
-            ys.append(float(yv))
+        if not _is_number(record.get(key)):
+            continue
+        xv = x_value(record, x, ends)
+        if xv is not None:
+            xs.append(xv)
+            ys.append(float(record[key]))
     return xs, ys
 
 
