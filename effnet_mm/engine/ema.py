@@ -7,6 +7,8 @@ import mindspore as ms
 import numpy as np
 from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
 
+from .param_io import write_params
+
 
 def ema_decay(decay: float, num_updates: int, warmup: bool = True) -> float:
     """TF's decay for update number ``num_updates`` (0-based count of previous updates).
@@ -27,6 +29,36 @@ def _ema_update_tensor(decay, shadow, param):
     return ops.assign(shadow, shadow * decay.astype(shadow.dtype) + param * (1.0 - decay).astype(shadow.dtype))
 
 
+_copy = ops.MultitypeFuncGraph('ema_copy')
+
+
+@_copy.register('Tensor', 'Tensor')
+def _copy_tensor(dst, src):
+    return ops.assign(dst, src)
+
+
+class _Copier(nn.Cell):
+    """``dst[i] <- src[i]`` for two parameter tuples, in one graph."""
+
+    def __init__(self, dst: ParameterTuple, src: ParameterTuple) -> None:
+        super().__init__(auto_prefix=False)
+        self.dst = dst
+        self.src = src
+        self.hyper_map = ops.HyperMap()
+
+    def construct(self):
+        return self.hyper_map(_copy, self.dst, self.src)
+
+
+def _jit_copier(dst: ParameterTuple, src: ParameterTuple):
+    copier = _Copier(dst, src)
+
+    def copy():
+        return copier()
+
+    return ms.jit(copy)
+
+
 class EMAWeights(nn.Cell):
     """Shadow copies of every model parameter (trainable weights and BN moving statistics).
 
@@ -44,21 +76,32 @@ class EMAWeights(nn.Cell):
             Parameter(Tensor(p.asnumpy()), name=f'ema.{p.name}', requires_grad=False) for p in self.params
         ])
         self.hyper_map = ops.HyperMap()
+        self._to_backup = None
+        self._model_to_shadow = None
 
     def construct(self, decay):
         return self.hyper_map(ops.partial(_ema_update, decay), self.shadow, self.params)
 
     def swap(self) -> None:
         """Exchange the model parameters and their averages (calling it twice restores the original state)."""
-        for param, shadow in zip(self.params, self.shadow):
-            current = param.asnumpy().copy()
-            param.set_data(Tensor(shadow.asnumpy()))
-            shadow.set_data(Tensor(current))
+        # Three separate graph calls: inside one graph a read of a parameter is not ordered before its overwrite.
+        if self._to_backup is None:
+            self.backup = ParameterTuple([
+                Parameter(Tensor(np.zeros(p.shape, ms.dtype_to_nptype(p.dtype))), name=f'ema_backup.{p.name}',
+                          requires_grad=False) for p in self.params
+            ])
+            self._to_backup = _jit_copier(self.backup, self.params)
+            self._shadow_to_model = _jit_copier(self.params, self.shadow)
+            self._backup_to_shadow = _jit_copier(self.shadow, self.backup)
+        self._to_backup()
+        self._shadow_to_model()
+        self._backup_to_shadow()
 
     def reset_to_model(self) -> None:
         """Make the averages equal the current model parameters (e.g. after loading pretrained weights)."""
-        for param, shadow in zip(self.params, self.shadow):
-            shadow.set_data(Tensor(param.asnumpy()))
+        if self._model_to_shadow is None:
+            self._model_to_shadow = _jit_copier(self.shadow, self.params)
+        self._model_to_shadow()
 
     def state(self) -> Dict[str, np.ndarray]:
         """Averages by model parameter name."""
@@ -69,7 +112,5 @@ class EMAWeights(nn.Cell):
         missing = [p.name for p in self.params if p.name not in state]
         if missing:
             raise KeyError(f'EMA state lacks {len(missing)} parameters, e.g. {missing[:5]}')
-        for param, shadow in zip(self.params, self.shadow):
-            value = state[param.name]
-            value = value.asnumpy() if hasattr(value, 'asnumpy') else np.asarray(value)
-            shadow.set_data(Tensor(value.astype(ms.dtype_to_nptype(shadow.dtype))))
+        values = [state[p.name] for p in self.params]
+        write_params(list(self.shadow), [v.asnumpy() if hasattr(v, 'asnumpy') else v for v in values])

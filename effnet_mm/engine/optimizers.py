@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from mindspore import Parameter, nn
+import mindspore as ms
+from mindspore import Parameter, Tensor, nn, ops
 
 from effnet_mm.registry import OPTIMIZERS
 
@@ -57,9 +58,23 @@ class RMSProp(nn.RMSProp):
                          weight_decay=float(weight_decay))
 
 
+_sgd_update = ops.MultitypeFuncGraph('sgd_update')
+
+
+@_sgd_update.register('Tensor', 'Tensor', 'Bool', 'Tensor', 'Tensor', 'Tensor')
+def _sgd_update_tensor(lr, momentum, nesterov, param, moment, grad):
+    moment_new = moment * momentum + grad
+    step = grad + moment_new * momentum if nesterov else moment_new
+    return ops.depend(ops.assign(param, param - step * lr), ops.assign(moment, moment_new))
+
+
 @OPTIMIZERS.register_module()
-class SGD(nn.Momentum):
-    """SGD with (optionally Nesterov) momentum: ``v = m * v + g; p -= lr * v`` (PyTorch's SGD without dampening).
+class SGD(nn.Optimizer):
+    """SGD with (optionally Nesterov) momentum, PyTorch's formula without dampening.
+
+    ``v = m * v + g``; ``p -= lr * v`` (or ``p -= lr * (g + m * v)`` with Nesterov).  Written with plain ops because
+    MindSpore's CPU ``ApplyMomentum`` kernel ignores ``use_nesterov`` (measured on 2.10).  The buffers are named
+    ``moments.<param>`` like ``nn.Momentum``'s.
 
     Example config::
 
@@ -82,8 +97,23 @@ class SGD(nn.Momentum):
         _check_common('SGD', lr, weight_decay)
         if momentum < 0:
             raise ValueError(f'optim_wrapper.optimizer (SGD): momentum must be >= 0, got {momentum}')
-        super().__init__(params, learning_rate=float(lr), momentum=float(momentum), weight_decay=float(weight_decay),
-                         use_nesterov=nesterov)
+        if nesterov and momentum <= 0:
+            raise ValueError('optim_wrapper.optimizer (SGD): nesterov=True needs momentum > 0')
+        super().__init__(float(lr), params, float(weight_decay))
+        self.momentum = Tensor(float(momentum), ms.float32)
+        self.nesterov = bool(nesterov)
+        self.moments = self.parameters.clone(prefix='moments', init='zeros')
+        self.hyper_map = ops.HyperMap()
+
+    def construct(self, gradients):
+        gradients = self.flatten_gradients(gradients)
+        gradients = self.decay_weight(gradients)
+        gradients = self.gradients_centralization(gradients)
+        gradients = self.scale_grad(gradients)
+        lr = self.get_lr()
+        self.assignadd(self.global_step, self.global_step_increase_tensor)
+        return self.hyper_map(ops.partial(_sgd_update, lr, self.momentum, self.nesterov), self.parameters,
+                              self.moments, gradients)
 
 
 OPTIMIZERS.register_module(name='Momentum', module=SGD)
@@ -91,7 +121,10 @@ OPTIMIZERS.register_module(name='Momentum', module=SGD)
 
 @OPTIMIZERS.register_module()
 class AdamW(nn.AdamWeightDecay):
-    """Adam with decoupled weight decay.
+    """Adam with decoupled weight decay: MindSpore's ``AdamWeightDecay``.
+
+    Unlike PyTorch's AdamW it has no bias correction, so early steps are larger by ``sqrt(1 - beta2**t) /
+    (1 - beta1**t)`` (x3.16 at the first step with the default betas) — use a warm-up.
 
     Example config::
 

@@ -27,6 +27,7 @@ from . import dist
 from .amp import AMP_LEVELS, apply_amp
 from .hooks import PRIORITIES, Hook
 from .optimizers import build_optimizer
+from .param_io import write_params
 from .schedulers import LRSchedule
 from .train_step import LossCell, build_loss_scaler, make_eval_step, make_train_step
 from .weights import assign_params
@@ -354,9 +355,8 @@ class Runner:
                                                           degree=self.world_size)
 
     def set_lr(self, lr: float) -> None:
-        """Learning rate of the coming update(s)."""
-        self.optimizer.learning_rate.set_data(Tensor(lr, ms.float32))
-        self.message['lr'] = lr
+        """Learning rate of the coming update(s) (passed to the compiled step, which assigns it)."""
+        self.message['lr'] = float(lr)
 
     # ------------------------------------------------------------------ checkpoints
     def _optimizer_state_params(self) -> list:
@@ -411,9 +411,11 @@ class Runner:
         except KeyError as err:
             raise KeyError(f'{err.args[0]}\n  (was the checkpoint written with another optimizer?)') from err
         if self.loss_scaler is not None and 'loss_scaler.scale_value' in params:
-            self.loss_scaler.scale_value.set_data(Tensor(params['loss_scaler.scale_value'].asnumpy()))
+            scaler_params = [self.loss_scaler.scale_value]
             if 'loss_scaler.counter' in params and hasattr(self.loss_scaler, 'counter'):
-                self.loss_scaler.counter.set_data(Tensor(params['loss_scaler.counter'].asnumpy()))
+                scaler_params.append(self.loss_scaler.counter)
+            names = ['loss_scaler.scale_value', 'loss_scaler.counter'][:len(scaler_params)]
+            write_params(scaler_params, [params[n].asnumpy() for n in names])
         saved_seed = int(meta['seed'])
         if saved_seed != self.seed:
             self.logger.warning(f'resume: using the checkpoint seed {saved_seed} instead of {self.seed}')
@@ -480,7 +482,9 @@ class Runner:
             self.call_hook('before_train_iter', batch_idx)
             inputs = Tensor(batch['inputs'])
             labels = Tensor(np.asarray(batch['gt_label'], np.int32))
-            loss, finite = step(inputs, labels)
+            if 'lr' not in self.message:
+                raise RuntimeError('no learning rate was set: default_hooks.param_scheduler must not be None')
+            loss, finite = step(inputs, labels, Tensor(self.message['lr'], ms.float32))
             outputs = {'loss': float(loss.asnumpy())}
             if self.loss_scaler is not None:
                 outputs['loss_scale'] = float(self.loss_scaler.scale_value.asnumpy())

@@ -45,8 +45,8 @@ def make_train_step(loss_cell: nn.Cell,
                     optimizer: nn.Optimizer,
                     max_norm: Optional[float] = None,
                     loss_scaler: Optional[amp.LossScaler] = None,
-                    grad_reducer: Optional[nn.Cell] = None) -> Callable[[Tensor, Tensor], Tuple[Tensor, Tensor]]:
-    """A jitted ``step(inputs, labels) -> (loss, finite)`` that updates the weights in place.
+                    grad_reducer: Optional[nn.Cell] = None) -> Callable[..., Tuple[Tensor, Tensor]]:
+    """A jitted ``step(inputs, labels, lr) -> (loss, finite)`` that updates the weights in place with LR ``lr``.
 
     ``finite`` is False when AMP found an overflow: that update is skipped and the dynamic scale shrinks.  Every call
     of this function compiles a fresh graph, whose random kernels restart from the current global seed (the runner
@@ -68,7 +68,9 @@ def make_train_step(loss_cell: nn.Cell,
 
     grad_fn = ms.value_and_grad(forward, None, optimizer.parameters, has_aux=True)
 
-    def step(inputs, labels):
+    def step(inputs, labels, lr):
+        # The LR is an input assigned inside the graph: host-side set_data would be invisible to the compiled graph.
+        ops.assign(optimizer.learning_rate, lr)
         (_, loss), grads = grad_fn(inputs, labels)
         if grad_reducer is not None:
             grads = grad_reducer(grads)

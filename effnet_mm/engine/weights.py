@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Iterable, List, Mapping, Optional
 
-import mindspore as ms
 import numpy as np
-from mindspore import Parameter, Tensor
+from mindspore import Parameter
+
+from .param_io import write_params
 
 
 def _as_array(value: object) -> np.ndarray:
@@ -56,8 +57,7 @@ def assign_params(params: Iterable[Parameter],
             lines.append(f'  shape mismatch in {len(mismatched)} parameters: {"; ".join(mismatched[:20])}'
                          + (' ...' if len(mismatched) > 20 else ''))
         raise KeyError('\n'.join(lines))
-    for param, value in updates:
-        param.set_data(Tensor(value.astype(ms.dtype_to_nptype(param.dtype))))
+    write_params([p for p, _ in updates], [v for _, v in updates])
     if skipped and logger is not None:
         logger.warning(f'{source}: not loading {len(skipped)} parameters whose shapes differ (new head): '
                        + '; '.join(skipped))
