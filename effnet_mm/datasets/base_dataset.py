@@ -81,10 +81,6 @@ class BaseDataset:
         """Return the samples and set ``self.metainfo['classes']``."""
         raise NotImplementedError(f'{type(self).__name__} must implement load_data_list')
 
-    @property
-    def CLASSES(self) -> Optional[tuple]:  # noqa: N802 - mmpretrain 0.x name, still used by some tools
-        return self.metainfo.get('classes')
-
     def __len__(self) -> int:
         return len(self.data_list)
 
