@@ -76,7 +76,7 @@ def test_init_model_state(b0_model):
     assert not b0_model.training
     assert isinstance(b0_model.cfg, Config) and b0_model.cfg.test_dataloader.dataset.pipeline[1].crop_padding == 0
     assert b0_model.dataset_meta == {'classes': None}
-    assert b0_model.checkpoint_meta['arch'] == 'b0' and b0_model.checkpoint_meta['loaded_ema_shadows'] == 'False'
+    assert b0_model.checkpoint_meta['arch'] == 'b0' and b0_model.checkpoint_meta['loaded_online_weights'] == 'False'
     # The config's top-level data_preprocessor went into the model.
     assert b0_model.data_preprocessor.mean_values == IMAGENET_MEAN and b0_model.data_preprocessor.to_rgb
 
@@ -158,25 +158,29 @@ def test_mismatched_checkpoints_fail_clearly(b0_checkpoint):
         init_model(B0_CONFIG, 'no_such.ckpt')
 
 
-def test_training_checkpoint_ema_shadows(b0_checkpoint, tmp_path):
-    """Runner checkpoints hold the weights, ``ema.<name>`` shadows and optimizer state."""
+def test_runner_checkpoint_with_ema_and_optimizer_state(b0_checkpoint, tmp_path, caplog):
+    """Runner checkpoints (EMAHook) hold the averages under the plain names, the raw training weights as
+    ``online.<name>``, and optimizer state: the averages load by default, ``online=True`` gives the raw ones."""
     params, _ = load_checkpoint(str(b0_checkpoint))
     state = {name: value.asnumpy() for name, value in params.items()}
-    state.update({f'ema.{name}': value * 0.5 for name, value in list(state.items())})
+    state.update({f'online.{name}': value * 0.5 for name, value in list(state.items())})
     state['moment.head.fc.bias'] = np.zeros(1000, np.float32)
     state['global_step'] = np.array([7], np.int32)
-    path = str(tmp_path / 'train.ckpt')
-    save_checkpoint(state, path, {'format': 'effnet_mm-train-v1'})
+    state['stray.tensor'] = np.zeros(3, np.float32)
+    path = str(tmp_path / 'epoch_3.ckpt')
+    save_checkpoint(state, path, {'format': 'effnet_mm-train-v1', 'epoch': '3'})
     model = build_classifier(Config.fromfile(B0_CONFIG))
     bias = state['head.fc.bias']
 
-    meta = load_model_weights(model, path)  # shadows for every parameter: used by default
-    assert meta['loaded_ema_shadows'] == 'True'
-    np.testing.assert_array_equal(model.head.fc.bias.asnumpy(), bias * 0.5)
-    assert load_model_weights(model, path, use_ema=False)['loaded_ema_shadows'] == 'False'
+    meta = load_model_weights(model, path)
+    assert meta['loaded_online_weights'] == 'False' and meta['epoch'] == '3'
     np.testing.assert_array_equal(model.head.fc.bias.asnumpy(), bias)
-    with pytest.raises(KeyError, match='use_ema=True but there is no EMA shadow'):
-        load_model_weights(model, str(b0_checkpoint), use_ema=True)
+    # Only the unknown entry is reported; training state is expected.
+    assert 'ignoring 1 entries' in caplog.text and 'stray.tensor' in caplog.text
+    assert load_model_weights(model, path, online=True)['loaded_online_weights'] == 'True'
+    np.testing.assert_array_equal(model.head.fc.bias.asnumpy(), bias * 0.5)
+    with pytest.raises(KeyError, match='online=True but the file has no "online.<name>" training weights'):
+        load_model_weights(model, str(b0_checkpoint), online=True)
 
 
 def _load_tool(name):

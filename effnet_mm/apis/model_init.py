@@ -15,12 +15,14 @@ logger = logging.getLogger(__name__)
 
 ConfigLike = Union[str, Config]
 
-#: Checkpoint entries that are training state, not model weights (runner checkpoints hold them beside the model):
-#: optimizer slots, step/LR counters, loss scaler and the EMA shadows (``ema.<param>``).
-TRAINING_STATE_PREFIXES: Tuple[str, ...] = ('ema.', 'moment.', 'mean_square.', 'moments.', 'accum.', 'loss_scaler.')
+#: Checkpoint entries that are training state, not evaluation weights (runner checkpoints hold them beside the model):
+#: optimizer slots, step/LR counters, loss scaler and, with ``EMAHook``, the raw training weights (``online.<param>``;
+#: the plain names hold the EMA averages).
+ONLINE_PREFIX = 'online.'
+TRAINING_STATE_PREFIXES: Tuple[str, ...] = (ONLINE_PREFIX, 'moment.', 'mean_square.', 'moments.', 'accum.',
+                                            'loss_scaler.')
 TRAINING_STATE_NAMES: Tuple[str, ...] = ('global_step', 'learning_rate', 'current_iterator_step',
                                          'last_overflow_iterator_step', 'epoch_num', 'step_num')
-EMA_PREFIX = 'ema.'
 
 
 def load_config(config: ConfigLike, cfg_options: Optional[Mapping[str, object]] = None) -> Config:
@@ -120,25 +122,27 @@ def _is_training_state(name: str) -> bool:
     return name in TRAINING_STATE_NAMES or name.startswith(TRAINING_STATE_PREFIXES)
 
 
-def load_model_weights(model, checkpoint: str, use_ema: Optional[bool] = None) -> Dict[str, str]:
+def load_model_weights(model, checkpoint: str, online: bool = False) -> Dict[str, str]:
     """Copy every parameter of ``model`` from ``checkpoint`` (a weights-only or a runner training checkpoint).
 
     Every model parameter must be present with the same shape; otherwise nothing is loaded and the error lists
     the missing / mismatched names with both shapes.  Training state in the file (optimizer slots, counters) is
     ignored; other unknown entries are reported with a warning.
 
+    Under the plain parameter names, converted TF checkpoints hold the EMA weights TF evaluates, and checkpoints of a
+    run with ``EMAHook`` hold the averaged weights as well (the ones its validation used).
+
     Args:
         model: the built classifier.
         checkpoint: ``.ckpt`` path.
-        use_ema: take the EMA shadows (``ema.<name>``, written by the runner's ``EMAHook``) instead of the raw
-            weights.  None: use them when the file has one for every parameter (TF evaluates EMA weights too).
+        online: load the raw training weights ``online.<name>`` that ``EMAHook`` stores beside the averages.
 
     Returns:
-        The checkpoint's metadata strings, plus ``'loaded_ema_shadows': 'True' | 'False'``.
+        The checkpoint's metadata strings, plus ``'loaded_online_weights': 'True' | 'False'``.
 
     Raises:
         FileNotFoundError / ValueError: unreadable file.
-        KeyError: missing parameters, shape mismatches, or ``use_ema=True`` without shadows.
+        KeyError: missing parameters or shape mismatches (``online=True``: no ``online.*`` copies).
     """
     import mindspore as ms
     from mindspore import Tensor
@@ -147,13 +151,10 @@ def load_model_weights(model, checkpoint: str, use_ema: Optional[bool] = None) -
 
     state, meta = load_checkpoint(checkpoint)
     params = list(model.get_parameters())
-    has_ema = all(f'{EMA_PREFIX}{p.name}' in state for p in params)
-    if use_ema and not has_ema:
-        missing = [p.name for p in params if f'{EMA_PREFIX}{p.name}' not in state]
-        raise KeyError(f'{checkpoint}: use_ema=True but there is no EMA shadow "{EMA_PREFIX}<name>" for '
-                       f'{len(missing)} parameters: {_format_names(missing)}')
-    ema = has_ema if use_ema is None else bool(use_ema)
-    prefix = EMA_PREFIX if ema else ''
+    prefix = ONLINE_PREFIX if online else ''
+    if online and not any(name.startswith(ONLINE_PREFIX) for name in state):
+        raise KeyError(f'{checkpoint}: online=True but the file has no "{ONLINE_PREFIX}<name>" training weights '
+                       f'(only checkpoints of runs with EMAHook have them)')
 
     missing, mismatched, updates = [], [], []
     for param in params:
@@ -180,14 +181,13 @@ def load_model_weights(model, checkpoint: str, use_ema: Optional[bool] = None) -
     for param, value in updates:
         param.set_data(Tensor(value.astype(ms.dtype_to_nptype(param.dtype))))
 
-    # With EMA weights the raw copies are expected leftovers, not unknown entries.
-    known = {p.name for p in params} | {EMA_PREFIX + p.name for p in params}
+    known = {p.name for p in params}
     unknown = sorted(k for k in state if k not in known and not _is_training_state(k))
     if unknown:
         logger.warning('%s: ignoring %d entries that are not parameters of the model: %s', checkpoint, len(unknown),
                        _format_names(unknown))
     meta = dict(meta)
-    meta['loaded_ema_shadows'] = str(ema)
+    meta['loaded_online_weights'] = str(bool(online))
     return meta
 
 
@@ -211,7 +211,7 @@ def init_model(config: ConfigLike,
                checkpoint: Optional[str] = None,
                device: str = 'CPU',
                cfg_options: Optional[Mapping[str, object]] = None,
-               use_ema: Optional[bool] = None):
+               online: bool = False):
     """Build the classifier of ``config``, load ``checkpoint`` and switch it to evaluation mode.
 
     The model keeps the loaded config as ``model.cfg`` (:func:`~effnet_mm.apis.inference_model` takes the test
@@ -227,14 +227,15 @@ def init_model(config: ConfigLike,
         checkpoint: weights (``.ckpt``); None keeps the random initialisation.
         device: ``'CPU'``, ``'GPU'`` or ``'Ascend'``, optionally with ``':<id>'``.
         cfg_options: config overrides, e.g. ``{'model.head.num_classes': 10}``.
-        use_ema: see :func:`load_model_weights`.
+        online: load the raw training weights of an ``EMAHook`` run instead of the averages, see
+            :func:`load_model_weights`.
     """
     cfg = load_config(config, cfg_options)
     _set_device(device)
     model = build_classifier(cfg)
     meta: Dict[str, str] = {}
     if checkpoint is not None:
-        meta = load_model_weights(model, checkpoint, use_ema=use_ema)
+        meta = load_model_weights(model, checkpoint, online=online)
     classes = class_names_from_cfg(cfg)
     num_classes = getattr(getattr(model, 'head', None), 'num_classes', None)
     if classes is not None and num_classes is not None and len(classes) != num_classes:
