@@ -1,0 +1,204 @@
+"""Runner on a tiny network and an in-memory loader that follows the Loaders contract (fast, no image files)."""
+import json
+import os
+
+import numpy as np
+import pytest
+from mindspore import nn
+
+from effnet_mm.engine import Runner
+from effnet_mm.registry import MODELS
+from effnet_mm.utils import load_checkpoint
+
+NUM_CLASSES = 3
+
+
+@MODELS.register_module(force=True)
+class TinyTestBackbone(nn.Cell):
+    """Conv-BN-ReLU and a drop-path residual: BN statistics and random kernels like EfficientNet's."""
+
+    def __init__(self, drop_prob=0.3):
+        super().__init__()
+        self.stem = nn.SequentialCell([nn.Conv2d(3, 8, 3, stride=2, pad_mode='same'), nn.BatchNorm2d(8), nn.ReLU()])
+        self.branch = nn.Conv2d(8, 8, 3, pad_mode='same')
+        self.drop_path = MODELS.build(dict(type='DropPath', drop_prob=drop_prob))
+
+    def construct(self, x):
+        x = self.stem(x)
+        return (x + self.drop_path(self.branch(x)), )
+
+
+def tiny_model(num_classes=NUM_CLASSES, drop=0.3):
+    return dict(type='ImageClassifier', backbone=dict(type='TinyTestBackbone', drop_prob=drop),
+                neck=dict(type='GlobalAveragePooling'),
+                head=dict(type='LinearClsHead', num_classes=num_classes, in_channels=8, dropout=drop,
+                          loss=dict(type='CrossEntropyLoss', label_smoothing=0.1)))
+
+
+class ColourLoader:
+    """Images whose brightest channel is the class; the order is a function of (seed, epoch) only."""
+
+    def __init__(self, num, batch_size, shuffle, seed=0, size=8):
+        rng = np.random.default_rng(1234 + num)
+        self.labels = np.arange(num) % NUM_CLASSES
+        images = rng.integers(0, 120, size=(num, 3, size, size))
+        images[np.arange(num), self.labels] += 100
+        self.images = images.astype(np.uint8)
+        self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
+        self.dataset = type('DS', (), {'metainfo': {'classes': [str(i) for i in range(NUM_CLASSES)]}})()
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        n = len(self.labels)
+        return n // self.batch_size if self.shuffle else -(-n // self.batch_size)
+
+    def __iter__(self):
+        order = np.arange(len(self.labels))
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(order)
+        for b in range(len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            yield {'inputs': self.images[idx], 'gt_label': self.labels[idx].astype(np.int32),
+                   'sample_idx': idx.astype(np.int64)}
+
+
+def make_runner(work_dir, max_epochs=3, ema=True, model=None, **kwargs):
+    cfg = dict(
+        model=model or tiny_model(),
+        work_dir=str(work_dir),
+        data_preprocessor=dict(type='ClsDataPreprocessor', mean=[110, 110, 110], std=[50, 50, 50], to_rgb=False),
+        train_dataloader=ColourLoader(48, 8, shuffle=True),
+        val_dataloader=ColourLoader(30, 8, shuffle=False),
+        test_dataloader=ColourLoader(30, 8, shuffle=False),
+        val_evaluator=dict(type='Accuracy', topk=(1, 2)),
+        test_evaluator=dict(type='Accuracy', topk=(1, 2)),
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs, val_interval=1),
+        val_cfg=dict(),
+        test_cfg=dict(),
+        optim_wrapper=dict(optimizer=dict(type='RMSProp', lr=0.01, alpha=0.9, momentum=0.9, eps=1e-3,
+                                          weight_decay=1e-5),
+                           paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0), clip_grad=dict(max_norm=5.0)),
+        param_scheduler=[dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=1,
+                              convert_to_iter_based=True),
+                         dict(type='StepLR', step_size=1.5, gamma=0.5, by_epoch=True, begin=1,
+                              convert_to_iter_based=True)],
+        default_hooks=dict(logger=dict(type='LoggerHook', interval=1),
+                           checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2,
+                                           save_best='accuracy/top1')),
+        custom_hooks=[dict(type='EMAHook', momentum=0.1)] if ema else [],
+        randomness=dict(seed=7),
+    )
+    cfg.update(kwargs)
+    return Runner(**cfg)
+
+
+def read_scalars(work_dir):
+    records = []
+    for stamp in sorted(os.listdir(work_dir)):
+        path = os.path.join(work_dir, stamp, 'vis_data', 'scalars.json')
+        if os.path.exists(path):
+            with open(path) as f:
+                records.extend(json.loads(line) for line in f)
+    return records
+
+
+def test_train_validate_checkpoint_layout_and_test(tmp_path):
+    work_dir = tmp_path / 'wd'
+    runner = make_runner(work_dir, experiment_name='run1')
+    runner.train()
+    files = sorted(os.listdir(work_dir))
+    # max_keep_ckpts=2 removed epoch_1; exactly one best file.
+    assert [f for f in files if f.startswith('epoch_')] == ['epoch_2.ckpt', 'epoch_3.ckpt']
+    assert len([f for f in files if f.startswith('best_accuracy_top1_epoch_')]) == 1
+    assert open(work_dir / 'last_checkpoint').read() == str(work_dir / 'epoch_3.ckpt')
+    assert (work_dir / 'run1' / 'run1.log').exists()
+
+    records = read_scalars(work_dir)
+    train = [r for r in records if 'loss' in r]
+    val = [r for r in records if 'accuracy/top1' in r]
+    assert [r['iter'] for r in train] == list(range(1, 19))
+    assert [r['step'] for r in val] == [1, 2, 3]
+    # The logged LR is the schedule's: warm-up 0.001 -> 0.01 over 6 iterations, then x0.5 every 1.5 epochs.
+    assert train[0]['lr'] == pytest.approx(0.001)
+    assert train[5]['lr'] == pytest.approx(0.01)
+    assert train[15]['lr'] == pytest.approx(0.005)
+    assert np.mean([r['loss'] for r in train[-6:]]) < np.mean([r['loss'] for r in train[:6]])
+    assert val[-1]['accuracy/top1'] > 70  # chance is 33 %
+
+    # The checkpoint's plain names are the EMA weights used for validation: testing them reproduces the metric.
+    params, meta = load_checkpoint(str(work_dir / 'epoch_3.ckpt'))
+    assert meta['epoch'] == '3' and meta['iter'] == '18'
+    assert any(k.startswith('online.') for k in params) and any(k.startswith('mean_square.') for k in params)
+    tester = make_runner(tmp_path / 'test', load_from=str(work_dir / 'epoch_3.ckpt'))
+    metrics = tester.test()
+    assert metrics == pytest.approx({k: val[-1][k] for k in metrics})
+
+
+def _all_state(runner):
+    state = {p.name: p.asnumpy() for p in runner.model.get_parameters()}
+    state.update({p.name: p.asnumpy() for p in runner._optimizer_state_params()})
+    ema = runner.hooks[[type(h).__name__ for h in runner.hooks].index('EMAHook')].ema
+    state.update({f'ema.{k}': v for k, v in ema.state().items()})
+    return state
+
+
+def test_resume_is_exact(tmp_path):
+    # In one process MindSpore's random kernels share a process-wide state, so this in-process check uses a
+    # deterministic network; tests/test_tools_train_test.py checks dropout/drop-path resumes across processes.
+    model = tiny_model(drop=0.0)
+    straight = make_runner(tmp_path / 'a', max_epochs=3, model=model)
+    straight.train()
+    first = make_runner(tmp_path / 'b', max_epochs=2, model=model)
+    first.train()
+    resumed = make_runner(tmp_path / 'b', max_epochs=3, resume=True, model=model)
+    resumed.train()
+    a, b = _all_state(straight), _all_state(resumed)
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_allclose(b[name], a[name], atol=1e-6, rtol=0, err_msg=name)
+    iters = [r['iter'] for r in read_scalars(tmp_path / 'b') if 'loss' in r]
+    assert iters == list(range(1, 19))
+
+
+def test_load_from_skips_a_different_head_and_rejects_other_mismatches(tmp_path, caplog):
+    source = make_runner(tmp_path / 'src', max_epochs=1, ema=False)
+    source.train()
+    ckpt = str(tmp_path / 'src' / 'epoch_1.ckpt')
+    finetune = make_runner(tmp_path / 'ft', max_epochs=1, ema=False, model=tiny_model(num_classes=5), load_from=ckpt)
+    finetune.load_weights(ckpt)
+    stem = source.model.backbone.stem[0].weight.asnumpy()
+    np.testing.assert_array_equal(finetune.model.backbone.stem[0].weight.asnumpy(), stem)
+    assert finetune.model.head.fc.weight.shape == (5, 8)
+
+    other = make_runner(tmp_path / 'other', max_epochs=1, ema=False,
+                        model=dict(type='ImageClassifier', backbone=dict(type='EfficientNet', arch='b0'),
+                                   neck=dict(type='GlobalAveragePooling'),
+                                   head=dict(type='LinearClsHead', num_classes=3, in_channels=1280)))
+    with pytest.raises(KeyError, match='missing .* parameters: backbone.layers'):
+        other.load_weights(ckpt)
+
+
+@pytest.mark.parametrize('override, error, text', [
+    (dict(optim_wrapper=dict(optimizer=dict(type='Adamax', lr=0.1))), KeyError, 'Adamax'),
+    (dict(optim_wrapper=dict(optimizer=dict(type='SGD', lr=-1.0))), ValueError, 'lr must be >= 0'),
+    (dict(optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1), clip_grad=dict(max_norm=-1))), ValueError,
+     'clip_grad.max_norm'),
+    (dict(optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1), paramwise=dict())), KeyError, 'paramwise'),
+    (dict(train_cfg=dict(max_epochs=0)), ValueError, 'max_epochs'),
+    (dict(param_scheduler=[dict(type='PolyLR')]), KeyError, 'PolyLR'),
+])
+def test_bad_config_values(tmp_path, override, error, text):
+    runner = make_runner(tmp_path / 'bad', **override)
+    with pytest.raises(error, match=text):
+        runner.train()
+
+
+def test_resume_refuses_weights_only_files(tmp_path):
+    from effnet_mm.utils import save_checkpoint
+    runner = make_runner(tmp_path / 'r', max_epochs=1)
+    path = save_checkpoint(runner.model, str(tmp_path / 'weights.ckpt'))
+    runner = make_runner(tmp_path / 'r', max_epochs=1, resume=path)
+    with pytest.raises(ValueError, match='not an effnet_mm training checkpoint'):
+        runner.train()
