@@ -146,13 +146,14 @@ def test_top_level_advprop_preprocessor_is_copied_into_the_model():
 def test_mismatched_checkpoints_fail_clearly(b0_checkpoint):
     b1 = build_classifier(Config.fromfile(str(ROOT / 'configs/efficientnet/efficientnet-b1_8xb32_in1k.py')),
                           init_weights=False)
-    with pytest.raises(KeyError, match=r'(?s)efficientnet-b0_fixture.ckpt does not match.*missing \d+: '
-                                       r'backbone\.layers\.1\.1\.'):
+    with pytest.raises(KeyError, match=r"(?s)efficientnet-b0_fixture.ckpt does not match.*missing \d+: "
+                                       r"backbone\.layers\.1\.1\..*another variant than the config's arch='b1' "
+                                       r"\(its metadata says arch='b0'\)"):
         load_model_weights(b1, str(b0_checkpoint))
     cfg = Config.fromfile(B0_CONFIG)
     cfg.merge_from_dict({'model.head.num_classes': 10})
     with pytest.raises(KeyError, match=r'(?s)head\.fc\.weight: checkpoint \(1000, 1280\) vs model \(10, 1280\).*'
-                                       r'num_classes'):
+                                       r'classifies 1000 classes: set model.head.num_classes=1000'):
         load_model_weights(build_classifier(cfg, init_weights=False), str(b0_checkpoint))
     with pytest.raises(FileNotFoundError, match='does not exist'):
         init_model(B0_CONFIG, 'no_such.ckpt')

@@ -20,7 +20,7 @@ os.environ.setdefault('GLOG_v', '3')
 
 from mmengine.config import DictAction  # noqa: E402
 
-from effnet_mm.apis import EXPORT_FORMATS, export_model, init_model, input_shape_from_cfg  # noqa: E402
+from effnet_mm.apis import EXPORT_FORMATS, error_message, export_model, init_model, input_shape_from_cfg  # noqa: E402
 from effnet_mm.apis.export import INPUT_DTYPES  # noqa: E402
 
 
@@ -45,7 +45,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         out = args.out or os.path.splitext(args.checkpoint)[0]
         path = export_model(model, args.format, out, shape, input_dtype=args.input_dtype)
     except (FileNotFoundError, KeyError, ValueError) as err:
-        print(f'error: {err}', file=sys.stderr)
+        print(f'error: {error_message(err)}', file=sys.stderr)
         return 1
     print(f'Exported {args.format} to {path}: input "input" {args.input_dtype} {shape} (NCHW, BGR, 0..255), '
           f'output "logits" ({shape[0]}, {model.head.num_classes})')

@@ -19,7 +19,7 @@ os.environ.setdefault('GLOG_v', '3')
 
 from mmengine.config import DictAction  # noqa: E402
 
-from effnet_mm.apis import inference_model, init_model  # noqa: E402
+from effnet_mm.apis import error_message, inference_model, init_model  # noqa: E402
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
 
@@ -63,7 +63,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 for rank, (label, score, name) in enumerate(result['topk'], start=1):
                     print(f'  {rank}. {name:<24} label={label:<5d} score={score:.4f}')
     except (FileNotFoundError, KeyError, ValueError, OSError) as err:
-        print(f'error: {err}', file=sys.stderr)
+        print(f'error: {error_message(err)}', file=sys.stderr)
         return 1
     return 0
 

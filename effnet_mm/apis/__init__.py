@@ -9,9 +9,10 @@ Example::
 from .complexity import LayerCost, ModelCost, count_model_cost
 from .export import EXPORT_FORMATS, export_model, input_shape_from_cfg
 from .inference import inference_model, test_crop_size
-from .model_init import build_classifier, class_names_from_cfg, init_model, load_model_weights
+from .model_init import build_classifier, class_names_from_cfg, error_message, init_model, load_model_weights
 
 __all__ = [
     'EXPORT_FORMATS', 'LayerCost', 'ModelCost', 'build_classifier', 'class_names_from_cfg', 'count_model_cost',
-    'export_model', 'inference_model', 'init_model', 'input_shape_from_cfg', 'load_model_weights', 'test_crop_size'
+    'error_message', 'export_model', 'inference_model', 'init_model', 'input_shape_from_cfg', 'load_model_weights',
+    'test_crop_size'
 ]

@@ -47,8 +47,10 @@ def _plain(value: object) -> object:
     """ConfigDict/tuple trees → plain dicts/lists (the registry builds from plain dicts)."""
     if isinstance(value, (dict, ConfigDict)):
         return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value) if isinstance(value, tuple) else [_plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
     return value
 
 
@@ -122,6 +124,19 @@ def _is_training_state(name: str) -> bool:
     return name in TRAINING_STATE_NAMES or name.startswith(TRAINING_STATE_PREFIXES)
 
 
+def _mismatch_hint(model, state: Mapping, meta: Mapping[str, str], prefix: str, missing: Sequence[str],
+                   mismatched: Sequence[str]) -> str:
+    """The likely cause of a failed load, for the error message."""
+    head_only = not missing and all(m.startswith(f'{prefix}head.') for m in mismatched)
+    fc = state.get(f'{prefix}head.fc.bias')
+    if head_only and fc is not None:
+        return (f'  The checkpoint classifies {int(fc.shape[0])} classes: set model.head.num_classes='
+                f'{int(fc.shape[0])} (or load it as a pretrained backbone with load_from=... for fine-tuning).')
+    arch = getattr(getattr(model, 'backbone', None), 'arch', None)
+    saved = f' (its metadata says arch={meta["arch"]!r})' if meta.get('arch') else ''
+    return f'  The checkpoint is probably of another variant than the config\'s arch={arch!r}{saved}.'
+
+
 def load_model_weights(model, checkpoint: str, online: bool = False) -> Dict[str, str]:
     """Copy every parameter of ``model`` from ``checkpoint`` (a weights-only or a runner training checkpoint).
 
@@ -174,9 +189,7 @@ def load_model_weights(model, checkpoint: str, online: bool = False) -> Dict[str
             lines.append(f'  missing {len(missing)}: {_format_names(missing)}')
         if mismatched:
             lines.append(f'  shape mismatch in {len(mismatched)}: {_format_names(mismatched, 5)}')
-        if any(m.startswith(f'{prefix}head.') for m in mismatched):
-            lines.append('  (a different number of classes: set model.head.num_classes to the checkpoint\'s)')
-        lines.append('  Is it the checkpoint of another variant (e.g. b3 weights with a b0 config)?')
+        lines.append(_mismatch_hint(model, state, meta, prefix, missing, mismatched))
         raise KeyError('\n'.join(lines))
     for param, value in updates:
         param.set_data(Tensor(value.astype(ms.dtype_to_nptype(param.dtype))))
@@ -189,6 +202,13 @@ def load_model_weights(model, checkpoint: str, online: bool = False) -> Dict[str
     meta = dict(meta)
     meta['loaded_online_weights'] = str(bool(online))
     return meta
+
+
+def error_message(err: BaseException) -> str:
+    """The text of an exception for a CLI; ``str(KeyError)`` would quote it and show its newlines as ``\\n``."""
+    if isinstance(err, KeyError) and len(err.args) == 1 and isinstance(err.args[0], str):
+        return err.args[0]
+    return str(err)
 
 
 def _set_device(device: str) -> None:

@@ -21,7 +21,7 @@ os.environ.setdefault('GLOG_v', '3')
 
 from mmengine.config import DictAction  # noqa: E402
 
-from effnet_mm.apis import count_model_cost, test_crop_size  # noqa: E402
+from effnet_mm.apis import count_model_cost, error_message, test_crop_size  # noqa: E402
 from effnet_mm.apis.complexity import ModelCost  # noqa: E402
 from effnet_mm.apis.model_init import build_classifier, load_config  # noqa: E402
 
@@ -71,7 +71,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         try:
             cost = config_cost(path, args.shape, args.cfg_options)
         except (FileNotFoundError, KeyError, ValueError, TypeError) as err:
-            print(f'error: {path}: {err}', file=sys.stderr)
+            print(f'error: {path}: {error_message(err)}', file=sys.stderr)
             return 1
         print(format_row(os.path.splitext(os.path.basename(path))[0], cost, args.markdown))
         if args.per_layer:
