@@ -16,13 +16,14 @@ logger = logging.getLogger(__name__)
 ConfigLike = Union[str, Config]
 
 #: Checkpoint entries that are training state, not evaluation weights (runner checkpoints hold them beside the model):
-#: optimizer slots, step/LR counters, loss scaler and, with ``EMAHook``, the raw training weights (``online.<param>``;
-#: the plain names hold the EMA averages).
+#: the slots of the runner's optimizers (RMSProp ``moment``/``mean_square``, SGD ``moments``, AdamW
+#: ``adam_m``/``adam_v``), the loss scaler and, with ``EMAHook``, the raw training weights ``online.<param>`` (the
+#: plain names hold the EMA averages).
 ONLINE_PREFIX = 'online.'
-TRAINING_STATE_PREFIXES: Tuple[str, ...] = (ONLINE_PREFIX, 'moment.', 'mean_square.', 'moments.', 'accum.',
-                                            'loss_scaler.')
-TRAINING_STATE_NAMES: Tuple[str, ...] = ('global_step', 'learning_rate', 'current_iterator_step',
-                                         'last_overflow_iterator_step', 'epoch_num', 'step_num')
+TRAINING_STATE_PREFIXES: Tuple[str, ...] = (ONLINE_PREFIX, 'moment.', 'mean_square.', 'moments.', 'adam_m.',
+                                            'adam_v.', 'loss_scaler.')
+#: The optimizers' step and learning-rate counters.
+TRAINING_STATE_NAMES: Tuple[str, ...] = ('global_step', 'learning_rate')
 
 
 def load_config(config: ConfigLike, cfg_options: Optional[Mapping[str, object]] = None) -> Config:
