@@ -60,20 +60,34 @@ def _compose_for(cfg: Config, from_array: bool):
     return Compose(pipeline)
 
 
-def _prepare(img: ImageInput, cfg: Config, index: int) -> np.ndarray:
-    if isinstance(img, str):
-        packed = _compose_for(cfg, from_array=False)({'img_path': img, 'sample_idx': index})
-    elif isinstance(img, np.ndarray):
-        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-            raise ValueError(f'inference_model: an array input must be HWC uint8 with 3 channels in BGR order (as '
-                             f'cv2.imread gives), got shape {img.shape} dtype {img.dtype}')
-        results = {'img': img, 'img_shape': img.shape[:2], 'ori_shape': img.shape[:2], 'sample_idx': index}
-        packed = _compose_for(cfg, from_array=True)(results)
-    else:
-        raise TypeError(f'inference_model: expected an image path or an HWC uint8 BGR array, got {type(img).__name__}')
-    if packed is None or 'inputs' not in packed:
-        raise ValueError(f'inference_model: the test pipeline did not produce "inputs" for image {index}')
-    return packed['inputs']
+class _Preparer:
+    """Runs the test pipeline on paths (from ``LoadImageFromFile`` on) or decoded arrays (after it); each pipeline
+    is built once per :func:`inference_model` call."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self._pipelines: Dict[bool, object] = {}
+
+    def _pipeline(self, from_array: bool):
+        if from_array not in self._pipelines:
+            self._pipelines[from_array] = _compose_for(self.cfg, from_array)
+        return self._pipelines[from_array]
+
+    def __call__(self, img: ImageInput, index: int) -> np.ndarray:
+        if isinstance(img, str):
+            packed = self._pipeline(False)({'img_path': img, 'sample_idx': index})
+        elif isinstance(img, np.ndarray):
+            if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+                raise ValueError(f'inference_model: an array input must be HWC uint8 with 3 channels in BGR order '
+                                 f'(as cv2.imread gives), got shape {img.shape} dtype {img.dtype}')
+            results = {'img': img, 'img_shape': img.shape[:2], 'ori_shape': img.shape[:2], 'sample_idx': index}
+            packed = self._pipeline(True)(results)
+        else:
+            raise TypeError(f'inference_model: expected an image path or an HWC uint8 BGR array, '
+                            f'got {type(img).__name__}')
+        if packed is None or 'inputs' not in packed:
+            raise ValueError(f'inference_model: the test pipeline did not produce "inputs" for image {index}')
+        return packed['inputs']
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -102,7 +116,8 @@ def inference_model(model, img: Union[ImageInput, Sequence[ImageInput]],
 
     Args:
         model: a model from :func:`~effnet_mm.apis.init_model` (it needs ``model.cfg``).
-        img: an image file path, or an HWC uint8 array in **BGR** order (``cv2.imread``'s); or a list of them.
+        img: an image file path, or an HWC uint8 array in **BGR** order (``cv2.imread``'s); or a list of them,
+            run as one batch (``tools/infer.py`` splits folders into ``--batch-size`` chunks).
         topk: how many of the best classes ``'topk'`` lists.
 
     Returns:
@@ -121,7 +136,8 @@ def inference_model(model, img: Union[ImageInput, Sequence[ImageInput]],
     images = [img] if single else list(img)
     if not images:
         raise ValueError('inference_model: no images given')
-    batch = np.stack([_prepare(im, cfg, i) for i, im in enumerate(images)])
+    prepare = _Preparer(cfg)
+    batch = np.stack([prepare(im, i) for i, im in enumerate(images)])
     model.set_train(False)
     probs = _softmax(model(Tensor(batch)).asnumpy().astype(np.float64))
     classes = (getattr(model, 'dataset_meta', None) or {}).get('classes')
