@@ -14,6 +14,7 @@ from mindspore import nn, ops
 from effnet_mm.models.layers import Conv2dSame
 from effnet_mm.ops import (
     KernelBuildError,
+    SpatialMean,
     conv_op,
     fast_conv_disabled,
     fast_conv_unavailable_reason,
@@ -85,6 +86,27 @@ def test_forward_and_gradients_match_conv2d(case):
             np.testing.assert_allclose(float(loss), float(loss_ref), rtol=1e-5, atol=1e-4)
             np.testing.assert_allclose(dx.asnumpy(), dx_ref.asnumpy(), rtol=1e-5, atol=1e-5)
             np.testing.assert_allclose(dw.asnumpy(), dw_ref.asnumpy(), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize('shape', [(2, 8, 7, 7), (2, 3, 33, 40), (1, 5, 1, 1)])
+def test_spatial_mean_matches_ops_mean(shape):
+    rng = np.random.default_rng(4)
+    x = ms.Tensor(rng.standard_normal(shape).astype(np.float32))
+    gy = ms.Tensor(rng.standard_normal(shape[:2] + (1, 1)).astype(np.float32))
+    fast, ref = SpatialMean(), SpatialMean()
+    assert fast.fast_conv and not ref.enable_fast_conv(False)
+
+    def loss(a):
+        return (fast(a) * gy).sum()
+
+    def ref_loss(a):
+        return (ref(a) * gy).sum()
+
+    np.testing.assert_allclose(fast(x).asnumpy(), ref(x).asnumpy(), rtol=1e-5, atol=1e-6)
+    expected = ms.grad(ref_loss)(x).asnumpy()
+    for fn in (ms.value_and_grad(loss), ms.jit(ms.value_and_grad(loss))):
+        for _ in range(CALLS):
+            np.testing.assert_allclose(fn(x)[1].asnumpy(), expected, rtol=1e-6, atol=1e-7)
 
 
 def test_gradients_match_finite_differences():
@@ -207,7 +229,7 @@ def _b0_loss_and_grads(fast: bool):
         dict(type='ImageClassifier', backbone=dict(type='EfficientNet', arch='b0', drop_path_rate=0.0),
              neck=dict(type='GlobalAveragePooling'),
              head=dict(type='LinearClsHead', num_classes=10, in_channels=1280, dropout=0.0)))
-    assert set_fast_conv(model, fast) == (17 if fast else 0)  # stem + 16 depthwise convs
+    assert set_fast_conv(model, fast) == (33 if fast else 0)  # stem + 16 depthwise convs + 16 SE means
     model.set_train(True)
     rng = np.random.default_rng(0)
     x = ms.Tensor(rng.standard_normal((2, 3, 64, 64)).astype(np.float32))

@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional
 
-SOURCE = Path(__file__).with_name('fast_conv.cc')
+#: C++ sources compiled together into one library.
+SOURCES = tuple(Path(__file__).with_name(name) for name in ('fast_conv.cc', 'spatial_mean.cc'))
 CXX_FLAGS: List[str] = ['-O3', '-march=native', '-fopenmp', '-shared', '-fPIC', '-std=c++17']
 #: Directory of compiled kernels (default: ``$XDG_CACHE_HOME/effnet_mm/kernels`` or ``~/.cache/effnet_mm/kernels``).
 CACHE_ENV = 'EFFNET_MM_KERNEL_CACHE'
@@ -74,9 +75,9 @@ def library_path(compiler: Optional[str] = None) -> Path:
     cxx_path = shutil.which(cxx)
     if cxx_path is None:
         raise KernelBuildError(f'C++ compiler {cxx!r} not found')
-    source = SOURCE.read_bytes()
-    key = hashlib.sha256(b'\0'.join([source, cxx_path.encode(), ' '.join(CXX_FLAGS).encode(),
-                                     _cpu_flags().encode()])).hexdigest()[:16]
+    parts = [*(src.read_bytes() for src in SOURCES), cxx_path.encode(), ' '.join(CXX_FLAGS).encode(),
+             _cpu_flags().encode()]
+    key = hashlib.sha256(b'\0'.join(parts)).hexdigest()[:16]
     out_dir = cache_dir()
     target = out_dir / f'fast_conv-{key}.so'
     _check_white_list(target)
@@ -89,7 +90,7 @@ def library_path(compiler: Optional[str] = None) -> Path:
     except OSError as exc:
         raise KernelBuildError(f'cannot write to kernel cache {out_dir}: {exc}') from exc
     try:
-        proc = subprocess.run([cxx_path, *CXX_FLAGS, '-o', tmp, str(SOURCE)], capture_output=True, text=True,
+        proc = subprocess.run([cxx_path, *CXX_FLAGS, '-o', tmp, *map(str, SOURCES)], capture_output=True, text=True,
                               check=False)
         if proc.returncode != 0:
             raise KernelBuildError(f'{cxx} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}')

@@ -111,18 +111,17 @@ def _cached_ops(kind: str, stride: int) -> Tuple[ops.Custom, ops.Custom, ops.Cus
     return _make_ops(kind, stride)
 
 
-class Float32Conv(nn.Cell):
-    """Cell wrapper of a fast conv primitive that stays float32 under mixed precision.
+class Float32Cell(nn.Cell):
+    """Base of the cells wrapping float32-only custom kernels: stays float32 under mixed precision.
 
     MindSpore's AMP (``to_float(float16)`` / ``auto_mixed_precision`` O2/O3) casts the inputs of every op of a
-    float16 cell, custom ops included, but the kernels are float32-only.  This cell marks itself float32 (which the
-    rewrite-based AMP respects and does not descend into) and refuses the float16/bfloat16 flags a parent's
-    ``to_float`` pushes down, so MindSpore casts its inputs to float32 at the cell boundary, as for BatchNorm.
+    float16 cell, custom ops included.  This cell marks itself float32 (which the rewrite-based AMP respects and does
+    not descend into) and refuses the float16/bfloat16 flags a parent's ``to_float`` pushes down, so MindSpore casts
+    its inputs to float32 at the cell boundary, as it does for BatchNorm.
     """
 
-    def __init__(self, kind: str, stride: int) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.op = conv_op(kind, stride)
         self.to_float(ms.float32)
 
     def add_flags_recursive(self, **flags):
@@ -130,6 +129,14 @@ class Float32Conv(nn.Cell):
         if any(flags.get(key) for key in ('fp16', 'bf16')):
             flags.update(fp16=False, bf16=False, fp32=True)
         return super().add_flags_recursive(**flags)
+
+
+class Float32Conv(Float32Cell):
+    """``(x, weight) -> conv(x, weight)`` on the fast kernel of one family and stride (see :class:`Float32Cell`)."""
+
+    def __init__(self, kind: str, stride: int) -> None:
+        super().__init__()
+        self.op = conv_op(kind, stride)
 
     def construct(self, x, weight):
         return self.op(x, weight)

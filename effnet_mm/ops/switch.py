@@ -1,4 +1,4 @@
-"""Model-level switch between the fast CPU conv kernels and MindSpore's ``Conv2D`` (e.g. for export)."""
+"""Model-level switch between the fast CPU kernels and MindSpore's own ops (e.g. for MindIR/ONNX export)."""
 from __future__ import annotations
 
 import contextlib
@@ -15,7 +15,8 @@ def _switchable(model: nn.Cell) -> Iterator[nn.Cell]:
 
 
 def set_fast_conv(model: nn.Cell, enabled: bool) -> int:
-    """Switch every ``Conv2dSame`` of ``model`` to the fast kernels (``True``) or MindSpore's conv (``False``).
+    """Switch every fast-kernel layer of ``model`` (``Conv2dSame``, the SE ``SpatialMean``) to the custom kernels
+    (``True``) or to MindSpore's own ops (``False``).
 
     Parameters, their names and the outputs stay the same, so this can be done at any time, e.g. before
     ``ms.export(..., file_format='MINDIR')`` or ``ms.onnx.export`` (which cannot carry custom AOT ops).  Already
@@ -29,7 +30,7 @@ def set_fast_conv(model: nn.Cell, enabled: bool) -> int:
 
 @contextlib.contextmanager
 def fast_conv_disabled(model: nn.Cell) -> Iterator[nn.Cell]:
-    """Context manager running ``model`` on MindSpore's own convs, restoring each layer's previous path on exit.
+    """Context manager running ``model`` on MindSpore's own ops, restoring each layer's previous path on exit.
 
     Example::
 

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from mindspore import nn, ops
+from mindspore import nn
 
+from effnet_mm.ops import SpatialMean
 from effnet_mm.registry import MODELS
 
 from .conv import Conv2dSame
@@ -25,12 +26,13 @@ class SqueezeExcitation(nn.Cell):
 
     def __init__(self, channels: int, reduced_channels: int) -> None:
         super().__init__()
+        self.squeeze = SpatialMean()  # mean over H, W (fast CPU kernel; no parameters)
         self.conv1 = Conv2dSame(channels, reduced_channels, 1, bias=True)
         self.act = nn.SiLU()
         self.conv2 = Conv2dSame(reduced_channels, channels, 1, bias=True)
         self.gate = nn.Sigmoid()
 
     def construct(self, x):
-        s = ops.mean(x, (2, 3), keep_dims=True)
+        s = self.squeeze(x)
         s = self.conv2(self.act(self.conv1(s)))
         return x * self.gate(s)
