@@ -202,3 +202,24 @@ def test_resume_refuses_weights_only_files(tmp_path):
     runner = make_runner(tmp_path / 'r', max_epochs=1, resume=path)
     with pytest.raises(ValueError, match='not an effnet_mm training checkpoint'):
         runner.train()
+
+
+@pytest.mark.parametrize('level', ['O1', 'O2'])
+def test_amp_trains_and_checkpoints_the_loss_scale(tmp_path, level):
+    runner = make_runner(tmp_path / level, max_epochs=1, ema=False,
+                         optim_wrapper=dict(type='AmpOptimWrapper', level=level,
+                                            loss_scale=dict(init_scale=2.0**20, growth_interval=3),
+                                            optimizer=dict(type='SGD', lr=0.05, momentum=0.9)))
+    runner.train()
+    train = [r for r in read_scalars(tmp_path / level) if 'loss' in r]
+    assert all(np.isfinite(r['loss']) for r in train)
+    assert all('loss_scale' in r for r in train)
+    params, _ = load_checkpoint(str(tmp_path / level / 'epoch_1.ckpt'))
+    assert float(params['loss_scaler.scale_value'].asnumpy()) == train[-1]['loss_scale']
+
+
+def test_amp_rejects_unknown_level(tmp_path):
+    runner = make_runner(tmp_path / 'amp', max_epochs=1,
+                         optim_wrapper=dict(type='AmpOptimWrapper', level='O3', optimizer=dict(type='SGD', lr=0.1)))
+    with pytest.raises(ValueError, match='level'):
+        runner.train()

@@ -1,0 +1,181 @@
+"""tools/train.py and tools/test.py as a user runs them: B0 on a small demo-style dataset at 32 px.
+
+The slow tests share one straight training run (module fixture).  They check that the run learns, that
+tools/test.py reproduces the validation metrics from the checkpoint, and that a run SIGKILLed mid-epoch and resumed
+with ``--resume`` ends with the same weights as the straight run (dropout and drop path included).
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from effnet_mm.datasets import DEMO_CLASSES, make_demo_dataset
+from effnet_mm.utils import load_checkpoint
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(ROOT, 'tools', 'train.py')
+TEST = os.path.join(ROOT, 'tools', 'test.py')
+MAX_EPOCHS = 4
+
+CONFIG = '''
+_base_ = [{demo!r}]
+data_root = {root!r}
+classes = {classes!r}
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='EfficientNetRandomCrop', scale=32, min_covered=0.5, area_range=(0.5, 1.0), crop_padding=4),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='EfficientNetCenterCrop', crop_size=32, crop_padding=4),
+    dict(type='PackInputs'),
+]
+# Validation on the training images: the test is about the tools, a few iterations cannot generalise.
+train_dataloader = dict(batch_size=6, num_workers=0, dataset=dict(
+    _delete_=True, type='CustomDataset', data_root=data_root, data_prefix='train', classes=classes,
+    pipeline=train_pipeline))
+val_dataloader = dict(batch_size=8, num_workers=0, dataset=dict(
+    _delete_=True, type='CustomDataset', data_root=data_root, data_prefix='train', classes=classes,
+    pipeline=test_pipeline))
+test_dataloader = val_dataloader
+model = dict(head=dict(num_classes=3))
+optim_wrapper = dict(optimizer=dict(lr=0.01))
+param_scheduler = [dict(type='LinearLR', start_factor=0.2, by_epoch=True, begin=0, end=1,
+                        convert_to_iter_based=True)]
+train_cfg = dict(max_epochs={epochs})
+custom_hooks = [dict(type='EMAHook', momentum=0.2)]
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(max_keep_ckpts=-1))
+'''
+
+
+def _env():
+    env = dict(os.environ, GLOG_v='3')
+    env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
+    return env
+
+
+def _run(args, cwd, **kwargs):
+    return subprocess.run([sys.executable] + args, cwd=cwd, env=_env(), capture_output=True, text=True, **kwargs)
+
+
+def _scalars(work_dir):
+    runs = []
+    for stamp in sorted(os.listdir(work_dir)):
+        path = os.path.join(work_dir, stamp, 'vis_data', 'scalars.json')
+        if os.path.exists(path):
+            with open(path) as f:
+                runs.append([json.loads(line) for line in f])
+    return runs
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+    base = tmp_path_factory.mktemp('tools')
+    root = str(base / 'demo_small')
+    make_demo_dataset(root, train_per_class=8, val_per_class=1, size=40)
+    config = base / 'b0_small.py'
+    config.write_text(CONFIG.format(demo=os.path.join(ROOT, 'configs/efficientnet/efficientnet-b0_1xb32_demo.py'),
+                                    root=root, classes=list(DEMO_CLASSES[:3]), epochs=MAX_EPOCHS))
+    return base, str(config)
+
+
+@pytest.fixture(scope='module')
+def straight_run(setup):
+    base, config = setup
+    result = _run([TRAIN, config, '--work-dir', 'straight'], cwd=base, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return base / 'straight'
+
+
+@pytest.mark.slow
+def test_train_learns_and_test_reproduces_validation(setup, straight_run):
+    base, config = setup
+    (records, ) = _scalars(straight_run)
+    train = [r for r in records if 'loss' in r]
+    val = [r for r in records if 'accuracy/top1' in r]
+    assert [r['iter'] for r in train] == list(range(1, len(train) + 1))
+    assert len(val) == MAX_EPOCHS
+    assert np.mean([r['loss'] for r in train[-4:]]) < np.mean([r['loss'] for r in train[:4]])
+    assert val[-1]['accuracy/top1'] >= 60.0  # chance: 33 %
+
+    result = _run([TEST, config, str(straight_run / f'epoch_{MAX_EPOCHS}.ckpt'), '--work-dir', 'test_wd',
+                   '--out', 'metrics.json'], cwd=base, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(base / 'metrics.json') as f:
+        metrics = json.load(f)
+    assert metrics == pytest.approx({'accuracy/top1': val[-1]['accuracy/top1'],
+                                     'accuracy/top5': val[-1]['accuracy/top5']})
+    assert f"accuracy/top1: {metrics['accuracy/top1']:.4f}" in result.stdout
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume_matches_straight_run(setup, straight_run):
+    base, config = setup
+    work_dir = base / 'killed'
+    env = _env()
+    proc = subprocess.Popen([sys.executable, TRAIN, config, '--work-dir', 'killed'], cwd=base, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 600
+        while not (work_dir / 'epoch_1.ckpt').exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert (work_dir / 'epoch_1.ckpt').exists(), 'the run did not reach its first checkpoint'
+        # Kill inside epoch 2 (after at least one of its iterations was logged).
+        while proc.poll() is None and time.time() < deadline:
+            runs = _scalars(work_dir)
+            if runs and any(r.get('epoch') == 2 and 'loss' in r for r in runs[-1]):
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, 'the run finished before it could be killed'
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    killed_at = int(open(work_dir / 'last_checkpoint').read().strip().rsplit('_', 1)[1].split('.')[0])
+    assert not (work_dir / f'epoch_{MAX_EPOCHS}.ckpt').exists()
+
+    result = _run([TRAIN, config, '--work-dir', 'killed', '--resume'], cwd=base, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    straight, _ = load_checkpoint(str(straight_run / f'epoch_{MAX_EPOCHS}.ckpt'))
+    resumed, meta = load_checkpoint(str(work_dir / f'epoch_{MAX_EPOCHS}.ckpt'))
+    assert straight.keys() == resumed.keys()
+    for name, value in straight.items():
+        np.testing.assert_allclose(resumed[name].asnumpy(), value.asnumpy(), atol=1e-6, rtol=0, err_msg=name)
+
+    first, second = _scalars(work_dir)
+    first_iters = [r['iter'] for r in first if 'loss' in r]
+    second_iters = [r['iter'] for r in second if 'loss' in r]
+    per_epoch = len([r for r in _scalars(straight_run)[0] if 'loss' in r]) // MAX_EPOCHS
+    assert first_iters == list(range(1, len(first_iters) + 1))
+    # The resumed run continues right after the checkpoint: nothing repeated after it, nothing missing.
+    assert second_iters == list(range(killed_at * per_epoch + 1, MAX_EPOCHS * per_epoch + 1))
+    assert int(meta['iter']) == MAX_EPOCHS * per_epoch
+
+
+@pytest.mark.parametrize('options, text', [
+    (['optim_wrapper.optimizer.type=NoSuchOpt'], 'optim_wrapper.optimizer.type=\'NoSuchOpt\''),
+    (['optim_wrapper.optimizer.lr=-0.1'], 'lr must be >= 0'),
+    (['train_dataloader.dataset.data_root=/nonexistent/effnet'], '/nonexistent/effnet'),
+])
+def test_bad_config_values_give_one_error_line(setup, options, text):
+    base, config = setup
+    result = _run([TRAIN, config, '--work-dir', 'bad', '--cfg-options'] + options, cwd=base, timeout=300)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith('error: ') and text in lines[0], result.stderr[-2000:]
+
+
+def test_missing_checkpoint_for_test_tool(setup):
+    base, config = setup
+    result = _run([TEST, config, 'nope.ckpt'], cwd=base, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: FileNotFoundError: checkpoint 'nope.ckpt' does not exist"
