@@ -13,7 +13,9 @@ from mindspore import nn, ops
 
 from effnet_mm.models.layers import Conv2dSame
 from effnet_mm.ops import (
+    ChannelScale,
     KernelBuildError,
+    SiLU,
     SpatialMean,
     conv_op,
     fast_conv_disabled,
@@ -107,6 +109,40 @@ def test_spatial_mean_matches_ops_mean(shape):
     for fn in (ms.value_and_grad(loss), ms.jit(ms.value_and_grad(loss))):
         for _ in range(CALLS):
             np.testing.assert_allclose(fn(x)[1].asnumpy(), expected, rtol=1e-6, atol=1e-7)
+
+
+def _check_cell_pair(fast, ref, inputs, weights):
+    """Values and input gradients of two cells agree, eagerly and over repeated calls of a jitted gradient."""
+    assert fast.fast_conv and not ref.enable_fast_conv(False)
+
+    def loss(*args):
+        return (fast(*args) * weights).sum()
+
+    def ref_loss(*args):
+        return (ref(*args) * weights).sum()
+
+    positions = tuple(range(len(inputs)))
+    np.testing.assert_allclose(fast(*inputs).asnumpy(), ref(*inputs).asnumpy(), rtol=1e-5, atol=1e-6)
+    expected = [g.asnumpy() for g in ms.grad(ref_loss, positions)(*inputs)]
+    for fn in (ms.value_and_grad(loss, positions), ms.jit(ms.value_and_grad(loss, positions))):
+        for _ in range(CALLS):
+            for got, want in zip(fn(*inputs)[1], expected):
+                np.testing.assert_allclose(got.asnumpy(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_silu_matches_nn_silu():
+    rng = np.random.default_rng(5)
+    x = ms.Tensor((rng.standard_normal((2, 3, 17, 19)) * 4).astype(np.float32))
+    gy = ms.Tensor(rng.standard_normal((2, 3, 17, 19)).astype(np.float32))
+    _check_cell_pair(SiLU(), SiLU(), (x, ), gy)
+
+
+def test_channel_scale_matches_broadcast_mul():
+    rng = np.random.default_rng(6)
+    x = ms.Tensor(rng.standard_normal((2, 5, 13, 11)).astype(np.float32))
+    g = ms.Tensor(rng.random((2, 5, 1, 1)).astype(np.float32))
+    gy = ms.Tensor(rng.standard_normal((2, 5, 13, 11)).astype(np.float32))
+    _check_cell_pair(ChannelScale(), ChannelScale(), (x, g), gy)
 
 
 def test_gradients_match_finite_differences():
@@ -229,7 +265,8 @@ def _b0_loss_and_grads(fast: bool):
         dict(type='ImageClassifier', backbone=dict(type='EfficientNet', arch='b0', drop_path_rate=0.0),
              neck=dict(type='GlobalAveragePooling'),
              head=dict(type='LinearClsHead', num_classes=10, in_channels=1280, dropout=0.0)))
-    assert set_fast_conv(model, fast) == (33 if fast else 0)  # stem + 16 depthwise convs + 16 SE means
+    # convs: stem + 16 depthwise; SE: 16 x (mean, SiLU, scale); SiLU of stem, 15 expand, 16 depthwise, head
+    assert set_fast_conv(model, fast) == (17 + 48 + 33 if fast else 0)
     model.set_train(True)
     rng = np.random.default_rng(0)
     x = ms.Tensor(rng.standard_normal((2, 3, 64, 64)).astype(np.float32))

@@ -1,5 +1,5 @@
-"""Fast CPU kernels (MindSpore ``ops.Custom`` AOT, C++/OpenMP) used by ``Conv2dSame`` and the SE squeeze
-(``SpatialMean``); see docs/performance.md.
+"""Fast CPU kernels (MindSpore ``ops.Custom`` AOT, C++/OpenMP) used by ``Conv2dSame``, and the
+parameter-free ``SpatialMean`` / ``SiLU`` / ``ChannelScale`` cells used by the blocks; see docs/performance.md.
 
 Environment variables:
 
@@ -9,11 +9,14 @@ Environment variables:
 * ``CXX`` — compiler (default ``g++``); ``MS_CUSTOM_AOT_WHITE_LIST`` is respected.
 """
 from .build import KernelBuildError, cache_dir, library_path
+from .elementwise import ChannelScale, SiLU
 from .fast_conv import ENABLE_ENV, conv_op, fast_conv_unavailable_reason, grad_ops, supported_conv
+from .kernel_cell import KernelCell
 from .spatial_mean import SpatialMean
 from .switch import fast_conv_disabled, set_fast_conv
 
 __all__ = [
-    'ENABLE_ENV', 'KernelBuildError', 'cache_dir', 'conv_op', 'fast_conv_disabled', 'fast_conv_unavailable_reason',
-    'grad_ops', 'library_path', 'set_fast_conv', 'SpatialMean', 'supported_conv'
+    'ChannelScale', 'ENABLE_ENV', 'KernelBuildError', 'KernelCell', 'SiLU', 'SpatialMean', 'cache_dir', 'conv_op',
+    'fast_conv_disabled', 'fast_conv_unavailable_reason', 'grad_ops', 'library_path', 'set_fast_conv',
+    'supported_conv'
 ]

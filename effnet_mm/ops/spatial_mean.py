@@ -10,7 +10,7 @@ import functools
 from mindspore import ops
 
 from .build import library_path
-from .fast_conv import Float32Cell, fast_conv_unavailable_reason, warn_fallback_once
+from .kernel_cell import KernelCell
 
 
 @functools.cache
@@ -31,31 +31,11 @@ def spatial_mean_op() -> ops.Custom:
                       out_dtype=lambda x: x, func_type='aot', bprop=bprop)
 
 
-class SpatialMean(Float32Cell):
-    """``mean(x, axes=(2, 3), keep_dims=True)`` on the fast kernel when available, else MindSpore's ``ops.mean``.
+class SpatialMean(KernelCell):
+    """``mean(x, axes=(2, 3), keep_dims=True)``: custom kernel when available, else ``ops.mean``."""
 
-    Same conditions and switch (``EFFNET_MM_FAST_CONV``, CPU only, compiler) as the fast convolutions; the
-    per-layer switch is :meth:`enable_fast_conv` (so :func:`effnet_mm.ops.set_fast_conv` covers it too).
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fast_conv = False
-        self.op = None
-        self.enable_fast_conv(True)
-
-    def enable_fast_conv(self, enabled: bool = True) -> bool:
-        """Use the custom kernel (True) or ``ops.mean`` (False); return whether the kernel is now used."""
-        reason = fast_conv_unavailable_reason() if enabled else 'switched off'
-        if reason is not None:
-            if enabled:
-                warn_fallback_once(reason)
-            self.fast_conv = False
-            return False
-        if self.op is None:
-            self.op = spatial_mean_op()
-        self.fast_conv = True
-        return True
+    def make_op(self):
+        return spatial_mean_op()
 
     def construct(self, x):
         if self.fast_conv:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from mindspore import nn
 
+from effnet_mm.ops import SiLU
 from effnet_mm.registry import MODELS
 from effnet_mm.variants import BN_EPS, BN_MOMENTUM
 
@@ -41,7 +42,7 @@ class ConvBNAct(nn.Cell):
         super().__init__()
         self.conv = Conv2dSame(in_channels, out_channels, kernel_size, stride=stride, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(out_channels, eps=bn_eps, momentum=bn_momentum)
-        self.act = nn.SiLU() if act else None
+        self.act = SiLU() if act else None  # fused swish kernel on CPU (falls back to nn.SiLU)
 
     def construct(self, x):
         x = self.bn(self.conv(x))

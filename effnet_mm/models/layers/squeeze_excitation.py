@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from mindspore import nn
 
-from effnet_mm.ops import SpatialMean
+from effnet_mm.ops import ChannelScale, SiLU, SpatialMean
 from effnet_mm.registry import MODELS
 
 from .conv import Conv2dSame
@@ -28,11 +28,12 @@ class SqueezeExcitation(nn.Cell):
         super().__init__()
         self.squeeze = SpatialMean()  # mean over H, W (fast CPU kernel; no parameters)
         self.conv1 = Conv2dSame(channels, reduced_channels, 1, bias=True)
-        self.act = nn.SiLU()
+        self.act = SiLU()  # fused swish kernel (falls back to nn.SiLU)
         self.conv2 = Conv2dSame(reduced_channels, channels, 1, bias=True)
         self.gate = nn.Sigmoid()
+        self.scale = ChannelScale()  # x * gate with a fused gradient (no parameters)
 
     def construct(self, x):
         s = self.squeeze(x)
         s = self.conv2(self.act(self.conv1(s)))
-        return x * self.gate(s)
+        return self.scale(x, self.gate(s))

@@ -1,0 +1,129 @@
+// Fused elementwise kernels for MindSpore `ops.Custom(func_type="aot")` on CPU: SiLU (swish) and the SE channel
+// scale, forward and backward.  MindSpore's CPU graph runs SiLU as Sigmoid + Mul (and its gradient as several more
+// passes), and the gradient of a (N, C, H, W) x (N, C, 1, 1) product through a slow ReduceSum over (H, W); each of
+// these is one streaming pass here.  Same AOT signature and conventions as fast_conv.cc.
+#include <omp.h>
+
+#include <math.h>
+#include <cstdint>
+#include <cstring>
+
+int effnet_kernel_threads();  // fast_conv.cc
+
+// glibc only declares its vector expf variants (libmvec) under -ffast-math, which would also let GCC reassociate the
+// reductions of the other kernels; declaring the SIMD variant here vectorises expf alone (libmvec: <= 4 ulp).
+#if defined(__x86_64__) && defined(__GLIBC__)
+extern "C" float expf(float) __attribute__((__simd__("notinbranch")));
+#endif
+
+namespace {
+
+constexpr int64_t kBlock = 16384;  // elements per work item of the flat kernels
+
+bool all_float32(int nparam, const char **dtypes) {
+  for (int i = 0; i < nparam; ++i) {
+    if (std::strcmp(dtypes[i], "float32") != 0) return false;
+  }
+  return true;
+}
+
+int64_t numel(int ndim, const int64_t *shape) {
+  int64_t n = 1;
+  for (int i = 0; i < ndim; ++i) n *= shape[i];
+  return n;
+}
+
+// (N, C, H, W) tensor and its (N, C, 1, 1) per-channel factor.
+bool channel_shapes(const int *ndims, int64_t **shapes, int x_idx, int g_idx, int64_t *planes, int64_t *size) {
+  const int64_t *xs = shapes[x_idx], *gs = shapes[g_idx];
+  if (ndims[x_idx] != 4 || ndims[g_idx] != 4) return false;
+  if (gs[0] != xs[0] || gs[1] != xs[1] || gs[2] != 1 || gs[3] != 1) return false;
+  *planes = xs[0] * xs[1];
+  *size = xs[2] * xs[3];
+  return true;
+}
+
+}  // namespace
+
+// x -> x * sigmoid(x), any shape.
+extern "C" int effnet_silu(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *,
+                           void *) {
+  if (nparam != 2 || !all_float32(nparam, dtypes)) return 2;
+  const int64_t n = numel(ndims[0], shapes[0]);
+  if (n != numel(ndims[1], shapes[1])) return 3;
+  const float *x = static_cast<const float *>(params[0]);
+  float *y = static_cast<float *>(params[1]);
+#pragma omp parallel for num_threads(effnet_kernel_threads()) schedule(dynamic, 1)
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = b + kBlock < n ? b + kBlock : n;
+#pragma omp simd
+    for (int64_t i = b; i < e; ++i) y[i] = x[i] / (1.0f + expf(-x[i]));
+  }
+  return 0;
+}
+
+// (dy, x) -> dx = dy * s * (1 + x * (1 - s)), s = sigmoid(x).
+extern "C" int effnet_silu_grad(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                                void *, void *) {
+  if (nparam != 3 || !all_float32(nparam, dtypes)) return 2;
+  const int64_t n = numel(ndims[0], shapes[0]);
+  if (n != numel(ndims[1], shapes[1]) || n != numel(ndims[2], shapes[2])) return 3;
+  const float *dy = static_cast<const float *>(params[0]);
+  const float *x = static_cast<const float *>(params[1]);
+  float *dx = static_cast<float *>(params[2]);
+#pragma omp parallel for num_threads(effnet_kernel_threads()) schedule(dynamic, 1)
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = b + kBlock < n ? b + kBlock : n;
+#pragma omp simd
+    for (int64_t i = b; i < e; ++i) {
+      const float s = 1.0f / (1.0f + expf(-x[i]));
+      dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
+    }
+  }
+  return 0;
+}
+
+// (x (N, C, H, W), g (N, C, 1, 1)) -> x * g.
+extern "C" int effnet_channel_scale(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                                    void *, void *) {
+  int64_t planes, size;
+  if (nparam != 3 || !all_float32(nparam, dtypes)) return 2;
+  if (!channel_shapes(ndims, shapes, 0, 1, &planes, &size)) return 3;
+  const float *x = static_cast<const float *>(params[0]);
+  const float *g = static_cast<const float *>(params[1]);
+  float *y = static_cast<float *>(params[2]);
+#pragma omp parallel for num_threads(effnet_kernel_threads()) schedule(dynamic, 16)
+  for (int64_t p = 0; p < planes; ++p) {
+    const float v = g[p];
+    const float *src = x + p * size;
+    float *dst = y + p * size;
+#pragma omp simd
+    for (int64_t i = 0; i < size; ++i) dst[i] = src[i] * v;
+  }
+  return 0;
+}
+
+// (dy, x, g) -> dg = sum over (H, W) of dy * x, shape (N, C, 1, 1); one plane per work item, double across blocks.
+extern "C" int effnet_channel_scale_grad_g(int nparam, void **params, int *ndims, int64_t **shapes,
+                                           const char **dtypes, void *, void *) {
+  int64_t planes, size;
+  if (nparam != 4 || !all_float32(nparam, dtypes)) return 2;
+  if (!channel_shapes(ndims, shapes, 1, 3, &planes, &size)) return 3;
+  const float *dy = static_cast<const float *>(params[0]);
+  const float *x = static_cast<const float *>(params[1]);
+  float *dg = static_cast<float *>(params[3]);
+#pragma omp parallel for num_threads(effnet_kernel_threads()) schedule(dynamic, 16)
+  for (int64_t p = 0; p < planes; ++p) {
+    const float *a = dy + p * size, *b = x + p * size;
+    double total = 0.0;
+    for (int64_t s = 0; s < size; s += 1024) {
+      const int64_t e = s + 1024 < size ? s + 1024 : size;
+      float part = 0.0f;
+#pragma omp simd reduction(+ : part)
+      for (int64_t i = s; i < e; ++i) part += a[i] * b[i];
+      total += part;
+    }
+    dg[p] = static_cast<float>(total);
+  }
+  return 0;
+}
