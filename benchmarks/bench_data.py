@@ -1,7 +1,8 @@
 """Images/s of the EfficientNet training pipeline (decode + crop + flip [+ AutoAugment]).
 
 Two data sets: the embedded demo dataset (72x72 PNG, 64 px output) and a synthetic ImageNet-sized JPEG set
-(smooth random images of typical ImageNet sizes, 224 px output) written to a temporary folder.  The pipeline is
+(smooth random images of typical ImageNet sizes, 224 px output) written to a temporary folder.  The pipelines are
+the ``train_pipeline`` of ``configs/_base_/datasets/demo_bs32.py`` and ``imagenet_bs32_effnet.py``.  The pipeline is
 timed in this process (one core), and optionally (``--loader``) through ``build_dataloader`` with
 ``--num-workers`` parallel workers, batching included.
 
@@ -19,10 +20,12 @@ from typing import Dict, List, Optional
 
 import cv2
 import numpy as np
+from mmengine.config import Config
 
 from effnet_mm.datasets import CustomDataset, DemoDataset, build_dataloader
 from effnet_mm.datasets.transforms._rng import sample_rng
 
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'configs', '_base_', 'datasets')
 #: (height, width) of the synthetic JPEGs: a spread of common ImageNet shapes.
 IMAGENET_SHAPES = ((375, 500), (500, 375), (333, 500), (500, 500), (480, 640), (366, 500))
 
@@ -52,14 +55,12 @@ def write_synthetic_imagenet(root: str, num_images: int, seed: int = 0) -> None:
         cv2.imwrite(os.path.join(folder, f'{i:05d}.JPEG'), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
 
 
-def train_pipeline(scale: int, autoaugment: bool, small_images: bool) -> List[dict]:
-    crop = dict(type='EfficientNetRandomCrop', scale=scale)
-    if small_images:  # the demo recipe (configs/_base_/datasets/demo_bs32.py)
-        crop.update(min_covered=0.3, area_range=(0.3, 1.0), crop_padding=8)
-    pipeline = [dict(type='LoadImageFromFile'), crop, dict(type='RandomFlip', prob=0.5)]
+def train_pipeline(config: str, autoaugment: bool) -> List[dict]:
+    """The ``train_pipeline`` of a dataset config fragment, with AutoAugment v0 inserted before ``PackInputs``."""
+    pipeline = [dict(t) for t in Config.fromfile(os.path.join(CONFIG_DIR, config)).train_pipeline]
     if autoaugment:
-        pipeline.append(dict(type='AutoAugment', policies='v0'))
-    return pipeline + [dict(type='PackInputs')]
+        pipeline.insert(len(pipeline) - 1, dict(type='AutoAugment', policies='v0'))
+    return pipeline
 
 
 def time_pipeline(dataset, num_images: int) -> float:
@@ -88,11 +89,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     rows: List[Dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         write_synthetic_imagenet(tmp, args.num_images)
-        for data, scale in (('demo 72px PNG', 64), ('synthetic ImageNet JPEG', 224)):
+        for data, scale, config in (('demo 72px PNG', 64, 'demo_bs32.py'),
+                                    ('synthetic ImageNet JPEG', 224, 'imagenet_bs32_effnet.py')):
             for aa in (False, True):
-                small = data.startswith('demo')
-                pipeline = train_pipeline(scale, aa, small)
-                if small:
+                pipeline = train_pipeline(config, aa)
+                if data.startswith('demo'):
                     dataset = DemoDataset(data_root=args.demo_root, split='train', pipeline=pipeline)
                 else:
                     dataset = CustomDataset(data_root=os.path.join(tmp, 'train'), pipeline=pipeline)

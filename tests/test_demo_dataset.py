@@ -1,5 +1,6 @@
 """The embedded demo dataset: deterministic, atomic generation and the registered DemoDataset."""
 import hashlib
+import json
 import os
 
 import numpy as np
@@ -45,6 +46,17 @@ def test_existing_folder_is_kept_and_foreign_folder_rejected(tmp_path):
     (tmp_path / 'other').mkdir()
     with pytest.raises(FileExistsError, match='not a complete demo dataset'):
         DemoDataset(data_root=str(tmp_path / 'other'))
+
+
+def test_stale_generator_version_is_reported(tmp_path):
+    root = tmp_path / 'demo'
+    make_demo_dataset(str(root), train_per_class=1, val_per_class=1)
+    meta_path = root / 'meta.json'
+    meta = json.loads(meta_path.read_text())
+    meta['version'] -= 1
+    meta_path.write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match='delete the folder to regenerate'):
+        assert len(DemoDataset(data_root=str(root), split='val')) == 10
 
 
 def test_demo_dataset_generates_on_first_use(tmp_path):

@@ -1,10 +1,12 @@
 """The demo dataset as a registered dataset that generates itself on first use."""
 from __future__ import annotations
 
+import warnings
+
 from effnet_mm.registry import DATASETS
 
 from .custom import CustomDataset
-from .demo_generator import DEMO_CLASSES, make_demo_dataset
+from .demo_generator import DEMO_CLASSES, DEMO_VERSION, make_demo_dataset
 
 
 @DATASETS.register_module()
@@ -37,6 +39,9 @@ class DemoDataset(CustomDataset):
         for key in ('ann_file', 'data_prefix', 'classes'):
             if key in kwargs:
                 raise ValueError(f'DemoDataset: {key!r} is fixed by the demo layout; use CustomDataset to change it')
-        make_demo_dataset(data_root, seed=seed)
+        meta = make_demo_dataset(data_root, seed=seed)
+        if meta.get('version') != DEMO_VERSION:
+            warnings.warn(f'DemoDataset: {data_root} was made by demo generator version {meta.get("version")}, '
+                          f'the current one is {DEMO_VERSION}; delete the folder to regenerate it', stacklevel=2)
         self.split = split
         super().__init__(data_root=data_root, data_prefix=split, classes=DEMO_CLASSES, **kwargs)

@@ -1,6 +1,6 @@
 # ruff: noqa: C408  (mmengine configs use dict(...) as mmpretrain does)
 # The embedded demo dataset (10 shape classes, 72x72 PNG, generated into data_root on first use) at 64 px.
-# The crops keep a larger share of the image than the ImageNet recipe (area >= 0.3, eval crop 64/72 of the
+# The crops keep a larger share of the image than the ImageNet recipe (area >= 0.5, eval crop 64/72 of the
 # short side via crop_padding=8) because the shape can sit anywhere in the frame.
 dataset_type = 'DemoDataset'
 data_root = 'data/effnet_demo'
@@ -14,7 +14,7 @@ data_preprocessor = dict(
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='EfficientNetRandomCrop', scale=64, min_covered=0.3, area_range=(0.3, 1.0), crop_padding=8),
+    dict(type='EfficientNetRandomCrop', scale=64, min_covered=0.5, area_range=(0.5, 1.0), crop_padding=8),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
