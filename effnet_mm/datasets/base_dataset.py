@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import os
 import warnings
+from abc import ABC, abstractmethod
 from typing import Callable, List, Optional, Sequence, Union
 
 import numpy as np
@@ -35,7 +36,7 @@ def read_classes(classes: Union[str, Sequence[str], None]) -> Optional[tuple]:
     return tuple(names)
 
 
-class BaseDataset:
+class BaseDataset(ABC):
     """Samples ``{'img_path': str, 'gt_label': int}`` and the pipeline that turns one into a packed sample.
 
     Subclasses implement :meth:`load_data_list`.  ``prepare_data(idx, rng)`` runs the pipeline on a copy of sample
@@ -77,9 +78,9 @@ class BaseDataset:
             raise ValueError(f'{type(self).__name__}: no samples found (ann_file={self.ann_file!r}, '
                              f'data_prefix={self.img_prefix!r})')
 
+    @abstractmethod
     def load_data_list(self, classes: Optional[tuple]) -> List[dict]:
         """Return the samples and set ``self.metainfo['classes']``."""
-        raise NotImplementedError(f'{type(self).__name__} must implement load_data_list')
 
     def __len__(self) -> int:
         return len(self.data_list)
