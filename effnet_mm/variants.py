@@ -1,8 +1,8 @@
 """The single source of truth for per-variant EfficientNet settings.
 
 Everything that depends on the variant (backbone widths and depths, head dropout, native resolution, eval crop,
-normalisation, TF checkpoint scope, published accuracy) is derived from :data:`VARIANTS` and the block table
-:data:`BASE_BLOCKS`.  This module imports neither MindSpore nor mmengine, so configs, tools, tests and docs can use it
+normalisation constants, TF checkpoint scope) is derived from :data:`VARIANTS` and the block table
+:data:`BASE_BLOCKS`; configs and the model-zoo metafile are checked against it by tests.  This module imports neither MindSpore nor mmengine, so configs, tools, tests and docs can use it
 cheaply.
 
 The numbers follow the TensorFlow reference (``efficientnet_builder.efficientnet_params`` and
@@ -112,7 +112,7 @@ class Variant:
         return sum(s.repeats for s in self.stages())
 
 
-#: Per-variant settings (TF ``efficientnet_params``). L2 also has a 475 px release, see ``resolution_overrides``.
+#: Per-variant settings (TF ``efficientnet_params``).  L2 also has a 475 px release (the ``-475px`` config).
 VARIANTS: Dict[str, Variant] = {
     v.name: v
     for v in (
