@@ -143,3 +143,13 @@ def test_imagenet_errors(tmp_path):
         ImageNet(data_root=str(tmp_path / 'no_imagenet'), split='train')
     with pytest.raises(ValueError, match='split'):
         ImageNet(data_root=str(tmp_path), split='training')
+
+
+def test_imagenet_val_class_folders_use_the_train_label_order(imagenet_root):
+    (imagenet_root / 'meta' / 'val.txt').unlink()
+    for f in (imagenet_root / 'val').iterdir():
+        f.unlink()
+    _write_png(imagenet_root / 'val' / 'n01484850' / 'a.png')  # only the last class has val images
+    val = ImageNet(data_root=str(imagenet_root), split='val')
+    assert val.ann_file == ''
+    assert val.get_gt_labels().tolist() == [2]

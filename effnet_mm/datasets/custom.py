@@ -20,9 +20,13 @@ def _images_in(folder: str, extensions: Tuple[str, ...]) -> List[str]:
     return found
 
 
-def scan_class_folders(prefix: str, classes: Optional[tuple], extensions: Tuple[str, ...],
-                       owner: str) -> Tuple[tuple, List[dict]]:
-    """Samples of a ``prefix/<class>/**/<image>`` tree; class indices follow ``classes`` or the sorted names."""
+def scan_class_folders(prefix: str, classes: Optional[tuple], extensions: Tuple[str, ...], owner: str,
+                       require_all: bool = True) -> Tuple[tuple, List[dict]]:
+    """Samples of a ``prefix/<class>/**/<image>`` tree; class indices follow ``classes`` or the sorted names.
+
+    With ``require_all=False`` a class of ``classes`` without a folder simply has no samples (an existing but empty
+    folder is still an error).
+    """
     if not os.path.isdir(prefix):
         raise FileNotFoundError(f'{owner}: image folder {prefix!r} not found (expected {prefix}/<class>/<image>)')
     if classes is None:
@@ -34,6 +38,8 @@ def scan_class_folders(prefix: str, classes: Optional[tuple], extensions: Tuple[
     for label, name in enumerate(classes):
         folder = os.path.join(prefix, name)
         if not os.path.isdir(folder):
+            if not require_all:
+                continue
             raise FileNotFoundError(f'{owner}: class folder {folder!r} of class {name!r} not found')
         images = _images_in(folder, extensions)
         if not images:
@@ -92,6 +98,9 @@ class CustomDataset(BaseDataset):
             ``data_prefix``, ``classes``, ``metainfo``, ``pipeline``, ``skip_corrupt``).
     """
 
+    #: Whether every class needs a folder when the classes are known beforehand (see ``scan_class_folders``).
+    require_all_class_folders = True
+
     def __init__(self, *args, extensions: Sequence[str] = IMG_EXTENSIONS, **kwargs) -> None:
         self.extensions = tuple(e.lower() for e in extensions)
         super().__init__(*args, **kwargs)
@@ -102,6 +111,7 @@ class CustomDataset(BaseDataset):
             samples = read_annotation_file(self.ann_file, self.img_prefix,
                                            None if classes is None else len(classes), owner)
         else:
-            classes, samples = scan_class_folders(self.img_prefix, classes, self.extensions, owner)
+            classes, samples = scan_class_folders(self.img_prefix, classes, self.extensions, owner,
+                                                  self.require_all_class_folders)
         self.metainfo['classes'] = classes
         return samples

@@ -20,7 +20,7 @@ class ImageNet(CustomDataset):
     exists, that annotation file (lines ``ILSVRC2012_val_00000001.JPEG 65``).  Class names come from ``classes``,
     else ``<data_root>/meta/classes.txt`` (one per line), else the sorted wnid folders of ``<data_root>/train`` (the
     standard label order); without any of them they are ``'0'`` ... ``'999'``, which keeps labels checked to
-    0..999.
+    0..999.  With class folders, a class that has no folder in the split (e.g. a reduced val set) has no samples.
 
     Example config::
 
@@ -34,6 +34,8 @@ class ImageNet(CustomDataset):
         split: ``'train'``, ``'val'`` or ``'test'``; ``''`` to give ``data_prefix`` / ``ann_file`` yourself.
         **kwargs: see :class:`CustomDataset`.
     """
+
+    require_all_class_folders = False
 
     def __init__(self, data_root: str = '', split: str = '', data_prefix='', ann_file: str = '', **kwargs) -> None:
         if split not in ('', 'train', 'val', 'test'):
