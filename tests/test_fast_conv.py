@@ -145,6 +145,85 @@ def test_channel_scale_matches_broadcast_mul():
     _check_cell_pair(ChannelScale(), ChannelScale(), (x, g), gy)
 
 
+def _randomise_bn(cell, rng):
+    for param in cell.get_parameters():
+        if param.name.rsplit('.', 1)[-1] in ('gamma', 'beta', 'moving_mean', 'moving_variance'):
+            value = rng.random(param.shape).astype(np.float32) + 0.5
+            param.set_data(ms.Tensor(value if 'var' in param.name or 'gamma' in param.name else value - 1.0))
+
+
+@pytest.mark.parametrize('act', [True, False])
+def test_eval_bn_act_fusion_matches_batchnorm(act):
+    from effnet_mm.models.layers import ConvBNAct
+
+    rng = np.random.default_rng(7)
+    fast, ref = ConvBNAct(6, 6, 3, groups=6, act=act), ConvBNAct(6, 6, 3, groups=6, act=act)
+    _randomise_bn(fast, rng)
+    ms.load_param_into_net(ref, {p.name: p for p in fast.get_parameters()})
+    set_fast_conv(ref, False)
+    x = ms.Tensor(rng.standard_normal((2, 6, 9, 10)).astype(np.float32))
+    for cell in (fast, ref):
+        cell.set_train(False)
+    expected = ref(x).asnumpy()
+    np.testing.assert_allclose(fast(x).asnumpy(), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ms.jit(fast)(x).asnumpy(), expected, rtol=1e-5, atol=1e-5)
+    # norm_eval-style training (BN on moving statistics) differentiates through the fused kernel's bprop.
+    for cell in (fast, ref):
+        cell.set_train(True)
+        cell.bn.use_batch_statistics = False
+    params = list(fast.trainable_params())
+    ref_params = list(ref.trainable_params())
+
+    def loss(a):
+        return (fast(a) ** 2).sum()
+
+    def ref_loss(a):
+        return (ref(a) ** 2).sum()
+
+    want = ms.grad(ref_loss, 0, ref_params)(x)
+    for _ in range(CALLS):
+        got = ms.jit(ms.grad(loss, 0, params))(x)
+        np.testing.assert_allclose(got[0].asnumpy(), want[0].asnumpy(), rtol=1e-4, atol=1e-4)
+        for g, w in zip(got[1], want[1]):
+            np.testing.assert_allclose(g.asnumpy(), w.asnumpy(), rtol=1e-4, atol=1e-4)
+
+
+def _weighted_sum(cell, weights):
+    def loss(a):
+        return (cell(a) * weights).sum()
+
+    return loss
+
+
+@pytest.mark.parametrize('act', [True, False])
+def test_training_bn_act_matches_batchnorm(act):
+    """Batch-statistics BN (+ SiLU): outputs, gradients and moving-statistics updates over repeated jit calls."""
+    from effnet_mm.models.layers import ConvBNAct
+
+    rng = np.random.default_rng(8)
+    fast, ref = ConvBNAct(4, 8, 3, stride=2, act=act), ConvBNAct(4, 8, 3, stride=2, act=act)
+    _randomise_bn(fast, rng)
+    ms.load_param_into_net(ref, {p.name: ms.Parameter(p.data.copy(), name=p.name) for p in fast.get_parameters()})
+    set_fast_conv(ref, False)
+    x = ms.Tensor((rng.standard_normal((3, 4, 11, 9)) * 2 + 1).astype(np.float32))
+    gy = ms.Tensor(rng.standard_normal((3, 8, 6, 5)).astype(np.float32))
+    results = []
+    for cell in (fast, ref):
+        cell.set_train(True)
+        step = ms.jit(ms.value_and_grad(_weighted_sum(cell, gy), 0, list(cell.trainable_params())))
+        outs = [step(x) for _ in range(CALLS)]
+        stats = [p.asnumpy().copy() for p in cell.get_parameters() if 'moving' in p.name]
+        results.append((outs, stats))
+    (fast_outs, fast_stats), (ref_outs, ref_stats) = results
+    for (fl, (fdx, fdp)), (rl, (rdx, rdp)) in zip(fast_outs, ref_outs):
+        np.testing.assert_allclose(float(fl), float(rl), rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(fdx.asnumpy(), rdx.asnumpy(), rtol=1e-4, atol=1e-5)
+        for g, w in zip(fdp, rdp):
+            np.testing.assert_allclose(g.asnumpy(), w.asnumpy(), rtol=1e-4, atol=1e-4)
+    for got, want in zip(fast_stats, ref_stats):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_gradients_match_finite_differences():
     """Independent of MindSpore's own conv: central differences in float64 on a tiny stride-2 depthwise case."""
     rng = np.random.default_rng(0)
@@ -265,8 +344,9 @@ def _b0_loss_and_grads(fast: bool):
         dict(type='ImageClassifier', backbone=dict(type='EfficientNet', arch='b0', drop_path_rate=0.0),
              neck=dict(type='GlobalAveragePooling'),
              head=dict(type='LinearClsHead', num_classes=10, in_channels=1280, dropout=0.0)))
-    # convs: stem + 16 depthwise; SE: 16 x (mean, SiLU, scale); SiLU of stem, 15 expand, 16 depthwise, head
-    assert set_fast_conv(model, fast) == (17 + 48 + 33 if fast else 0)
+    # convs: stem + 16 depthwise; SE: 16 x (mean, SiLU, scale); SiLU of stem, 15 expand, 16 depthwise, head;
+    # eval BN fusion of all 49 ConvBNAct
+    assert set_fast_conv(model, fast) == (17 + 48 + 33 + 49 if fast else 0)
     model.set_train(True)
     rng = np.random.default_rng(0)
     x = ms.Tensor(rng.standard_normal((2, 3, 64, 64)).astype(np.float32))
@@ -277,13 +357,17 @@ def _b0_loss_and_grads(fast: bool):
     for _ in range(2):  # the second call of the compiled graph must agree as well
         loss, grads = grad_fn(x, y)
         losses.append(float(loss))
-    return losses, {p.name: g.asnumpy() for p, g in zip(params, grads)}
+    # Eval mode on the moving statistics those train-mode calls updated (fused BN + SiLU on the fast path).
+    model.set_train(False)
+    logits = ms.jit(model.classify)(x).asnumpy()
+    return losses, {p.name: g.asnumpy() for p, g in zip(params, grads)}, logits
 
 
 def test_b0_fast_and_fallback_agree():
-    fast_losses, fast_grads = _b0_loss_and_grads(True)
-    ref_losses, ref_grads = _b0_loss_and_grads(False)
+    fast_losses, fast_grads, fast_logits = _b0_loss_and_grads(True)
+    ref_losses, ref_grads, ref_logits = _b0_loss_and_grads(False)
     np.testing.assert_allclose(fast_losses, ref_losses, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fast_logits, ref_logits, rtol=1e-4, atol=1e-5 * float(np.abs(ref_logits).max()))
     assert fast_grads.keys() == ref_grads.keys()
     # Some gradients (e.g. the beta of a BN feeding another BN) are pure rounding noise: floor each tensor's scale.
     global_scale = max(float(np.abs(g).max()) for g in ref_grads.values())

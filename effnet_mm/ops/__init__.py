@@ -8,6 +8,7 @@ Environment variables:
 * ``EFFNET_MM_NUM_THREADS=<n>`` — threads per kernel (default ``OMP_NUM_THREADS``, else half the cores);
 * ``CXX`` — compiler (default ``g++``); ``MS_CUSTOM_AOT_WHITE_LIST`` is respected.
 """
+from .batchnorm import FusedBatchNormAct
 from .build import KernelBuildError, cache_dir, library_path
 from .elementwise import ChannelScale, SiLU
 from .fast_conv import ENABLE_ENV, conv_op, fast_conv_unavailable_reason, grad_ops, supported_conv
@@ -16,7 +17,7 @@ from .spatial_mean import SpatialMean
 from .switch import fast_conv_disabled, set_fast_conv
 
 __all__ = [
-    'ChannelScale', 'ENABLE_ENV', 'KernelBuildError', 'KernelCell', 'SiLU', 'SpatialMean', 'cache_dir', 'conv_op',
-    'fast_conv_disabled', 'fast_conv_unavailable_reason', 'grad_ops', 'library_path', 'set_fast_conv',
-    'supported_conv'
+    'ChannelScale', 'ENABLE_ENV', 'FusedBatchNormAct', 'KernelBuildError', 'KernelCell', 'SiLU', 'SpatialMean',
+    'cache_dir', 'conv_op', 'fast_conv_disabled', 'fast_conv_unavailable_reason', 'grad_ops', 'library_path',
+    'set_fast_conv', 'supported_conv'
 ]

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import List, Optional
 
 #: C++ sources compiled together into one library.
-SOURCES = tuple(Path(__file__).with_name(name) for name in ('fast_conv.cc', 'spatial_mean.cc', 'elementwise.cc'))
+SOURCES = tuple(Path(__file__).with_name(name)
+                for name in ('fast_conv.cc', 'spatial_mean.cc', 'elementwise.cc', 'batchnorm.cc'))
 # -fno-math-errno lets GCC vectorise expf (glibc libmvec) in the SiLU kernels.
 CXX_FLAGS: List[str] = ['-O3', '-march=native', '-fopenmp', '-fno-math-errno', '-shared', '-fPIC', '-std=c++17']
 #: Directory of compiled kernels (default: ``$XDG_CACHE_HOME/effnet_mm/kernels`` or ``~/.cache/effnet_mm/kernels``).

@@ -127,3 +127,40 @@ extern "C" int effnet_channel_scale_grad_g(int nparam, void **params, int *ndims
   }
   return 0;
 }
+
+// Inference BatchNorm (+ SiLU): (x (N, C, H, W), scale (C), shift (C)) -> act(x * scale[c] + shift[c]) in one pass,
+// where scale = gamma / sqrt(var + eps) and shift = beta - mean * scale come from the moving statistics.
+template <bool kSilu>
+int affine_act(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
+  if (nparam != 4 || !all_float32(nparam, dtypes)) return 2;
+  if (ndims[0] != 4 || ndims[1] != 1 || ndims[2] != 1) return 3;
+  const int64_t *xs = shapes[0];
+  const int64_t c = xs[1], planes = xs[0] * xs[1], size = xs[2] * xs[3];
+  if (shapes[1][0] != c || shapes[2][0] != c || numel(ndims[3], shapes[3]) != planes * size) return 3;
+  const float *x = static_cast<const float *>(params[0]);
+  const float *scale = static_cast<const float *>(params[1]);
+  const float *shift = static_cast<const float *>(params[2]);
+  float *y = static_cast<float *>(params[3]);
+#pragma omp parallel for num_threads(effnet_kernel_threads()) schedule(dynamic, 16)
+  for (int64_t p = 0; p < planes; ++p) {
+    const float a = scale[p % c], b = shift[p % c];
+    const float *src = x + p * size;
+    float *dst = y + p * size;
+#pragma omp simd
+    for (int64_t i = 0; i < size; ++i) {
+      const float z = src[i] * a + b;
+      dst[i] = kSilu ? z / (1.0f + expf(-z)) : z;
+    }
+  }
+  return 0;
+}
+
+extern "C" int effnet_affine_silu(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
+                                  void *, void *) {
+  return affine_act<true>(nparam, params, ndims, shapes, dtypes);
+}
+
+extern "C" int effnet_affine(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *,
+                             void *) {
+  return affine_act<false>(nparam, params, ndims, shapes, dtypes);
+}

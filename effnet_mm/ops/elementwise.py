@@ -22,10 +22,16 @@ def _like(index: int):
 
 
 @functools.cache
+def silu_grad_op() -> ops.Custom:
+    """``(dy, x) -> dy * d silu(x) / dx``."""
+    return ops.Custom(f'{library_path()}:effnet_silu_grad', out_shape=_like(1), out_dtype=_like(1), func_type='aot')
+
+
+@functools.cache
 def silu_op() -> ops.Custom:
     """``x * sigmoid(x)`` with its ``bprop``."""
     lib = str(library_path())
-    grad = ops.Custom(f'{lib}:effnet_silu_grad', out_shape=_like(1), out_dtype=_like(1), func_type='aot')
+    grad = silu_grad_op()
 
     def bprop(x, out, dout):
         return (grad(dout, x), )

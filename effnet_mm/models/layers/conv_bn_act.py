@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from mindspore import nn
+from mindspore import nn, ops
 
-from effnet_mm.ops import SiLU
+from effnet_mm.ops import FusedBatchNormAct, SiLU
 from effnet_mm.registry import MODELS
 from effnet_mm.variants import BN_EPS, BN_MOMENTUM
 
@@ -43,9 +43,21 @@ class ConvBNAct(nn.Cell):
         self.conv = Conv2dSame(in_channels, out_channels, kernel_size, stride=stride, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(out_channels, eps=bn_eps, momentum=bn_momentum)
         self.act = SiLU() if act else None  # fused swish kernel on CPU (falls back to nn.SiLU)
+        # BN (+ swish) on one-pass CPU kernels using the BN's own parameters; adds no parameters.
+        self.bn_act = FusedBatchNormAct(bn_eps, silu=act)
 
     def construct(self, x):
-        x = self.bn(self.conv(x))
+        x = self.conv(x)
+        bn = self.bn
+        if self.bn_act.fast_conv:  # BN (+ swish) on one-pass CPU kernels; the branches are compile-time constants
+            if bn.use_batch_statistics is False or (bn.use_batch_statistics is None and not bn.training):
+                return self.bn_act(x, bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance)
+            x, mean, variance = self.bn_act.batch_stats(x, bn.gamma, bn.beta)
+            # nn.BatchNorm2d's update: bn.momentum is the weight of the batch statistics (1 - bn_momentum).
+            x = ops.depend(x, ops.assign(bn.moving_mean, bn.moving_mean * (1.0 - bn.momentum) + mean * bn.momentum))
+            return ops.depend(x, ops.assign(bn.moving_variance,
+                                            bn.moving_variance * (1.0 - bn.momentum) + variance * bn.momentum))
+        x = bn(x)
         if self.act is not None:
             x = self.act(x)
         return x
