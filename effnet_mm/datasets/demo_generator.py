@@ -3,7 +3,7 @@
 Each image is a shape of its class with random position, size, rotation (up to 25 degrees) and colour, brighter or
 darker than its background, on a gentle random two-colour gradient with faint clutter strokes and pixel noise.
 Colour, brightness polarity and position carry no class information, so a linear model on raw pixels does poorly
-(about 20 % val top-1), while a small CNN learns the shapes within a few epochs.
+(about 20 % val top-1), while EfficientNet-B0 trained from scratch at 64 px passes 90 % after about ten epochs.
 """
 from __future__ import annotations
 
