@@ -53,10 +53,11 @@ class ConvBNAct(nn.Cell):
             if bn.use_batch_statistics is False or (bn.use_batch_statistics is None and not bn.training):
                 return self.bn_act(x, bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance)
             x, mean, variance = self.bn_act.batch_stats(x, bn.gamma, bn.beta)
-            # nn.BatchNorm2d's update: bn.momentum is the weight of the batch statistics (1 - bn_momentum).
-            x = ops.depend(x, ops.assign(bn.moving_mean, bn.moving_mean * (1.0 - bn.momentum) + mean * bn.momentum))
-            return ops.depend(x, ops.assign(bn.moving_variance,
-                                            bn.moving_variance * (1.0 - bn.momentum) + variance * bn.momentum))
+            # nn.BatchNorm2d's update; the batch weight (1 - bn_momentum) is read from its training primitive when
+            # possible (PyNative), so code that swaps ``bn.bn_train`` (e.g. BN calibration) keeps working.
+            w = getattr(bn.bn_train, 'momentum', bn.momentum)
+            x = ops.depend(x, ops.assign(bn.moving_mean, bn.moving_mean * (1.0 - w) + mean * w))
+            return ops.depend(x, ops.assign(bn.moving_variance, bn.moving_variance * (1.0 - w) + variance * w))
         x = bn(x)
         if self.act is not None:
             x = self.act(x)
