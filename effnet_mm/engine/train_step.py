@@ -67,6 +67,12 @@ def make_train_step(loss_cell: nn.Cell,
         return loss, loss
 
     grad_fn = ms.value_and_grad(forward, None, optimizer.parameters, has_aux=True)
+    # In data-parallel training the logged loss is the global-batch mean, comparable with a single-process run.
+    loss_all_reduce = ops.AllReduce() if grad_reducer is not None else None
+    world_size = 1.0
+    if grad_reducer is not None:
+        from mindspore.communication import get_group_size
+        world_size = float(get_group_size())
 
     def step(inputs, labels, lr):
         # The LR is an input assigned inside the graph: host-side set_data would be invisible to the compiled graph.
@@ -74,6 +80,7 @@ def make_train_step(loss_cell: nn.Cell,
         (_, loss), grads = grad_fn(inputs, labels)
         if grad_reducer is not None:
             grads = grad_reducer(grads)
+            loss = loss_all_reduce(loss) / world_size
         finite = Tensor(True)
         if loss_scaler is not None:
             grads = loss_scaler.unscale(grads)
