@@ -224,6 +224,22 @@ def test_training_bn_act_matches_batchnorm(act):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+def test_amp_o2_training_step_runs():
+    """AMP O2 wraps each BatchNorm2d in a cast cell: ConvBNAct must then keep MindSpore's BN and still train."""
+    from mindspore import amp
+
+    from effnet_mm.models.layers import ConvBNAct
+
+    net = nn.SequentialCell([ConvBNAct(3, 8, 3, stride=2), ConvBNAct(8, 8, 5, groups=8)])
+    net = amp.auto_mixed_precision(net, 'O2', dtype=ms.float16)
+    net.set_train(True)
+    x = ms.Tensor(np.random.default_rng(9).standard_normal((2, 3, 16, 16)).astype(np.float32))
+    step = ms.jit(ms.value_and_grad(_weighted_sum(net, 1.0), None, net.trainable_params()))
+    for _ in range(2):
+        loss, grads = step(x)
+        assert np.isfinite(float(loss)) and all(np.isfinite(g.asnumpy()).all() for g in grads)
+
+
 def test_gradients_match_finite_differences():
     """Independent of MindSpore's own conv: central differences in float64 on a tiny stride-2 depthwise case."""
     rng = np.random.default_rng(0)

@@ -15,8 +15,8 @@
 // element is computed by exactly one work item in a fixed order, so results do not depend on timing or threads.
 #include <omp.h>
 
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -194,7 +194,7 @@ void plane_bwd_x_generic(const float *dy, const float *wk, const Plane &g, float
   }
 }
 
-// acc[kh * k + kw] += sum over the plane of dy * x_padded shifted by the tap.
+// Lane 0 of tap (kh, kw)'s accumulator (see reduce_taps) += sum over the plane of dy * x_padded shifted by the tap.
 void plane_bwd_w_generic(const float *dy, const float *buf, const Plane &g, double *acc) {
   for (int64_t kh = 0; kh < g.k; ++kh) {
     for (int64_t kw = 0; kw < g.k; ++kw) {

@@ -49,7 +49,9 @@ class ConvBNAct(nn.Cell):
     def construct(self, x):
         x = self.conv(x)
         bn = self.bn
-        if self.bn_act.fast_conv:  # BN (+ swish) on one-pass CPU kernels; the branches are compile-time constants
+        # BN (+ swish) on one-pass CPU kernels; the conditions are compile-time constants.  AMP O2 wraps ``bn`` in a
+        # cast cell (no longer a BatchNorm2d): then MindSpore's BN runs.
+        if self.bn_act.fast_conv and isinstance(bn, nn.BatchNorm2d):
             if bn.use_batch_statistics is False or (bn.use_batch_statistics is None and not bn.training):
                 return self.bn_act(x, bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance)
             x, mean, variance = self.bn_act.batch_stats(x, bn.gamma, bn.beta)
