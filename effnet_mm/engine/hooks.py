@@ -335,11 +335,12 @@ class EMAHook(Hook):
         self.num_updates += 1
 
     def before_val_epoch(self, runner) -> None:
-        if runner.eval_mode == 'val':
+        # Only validation during training swaps (test() evaluates the loaded weights, which are the averages).
+        if runner.eval_mode == 'val' and self.ema is not None:
             self.ema.swap()
 
     def after_val_epoch(self, runner, metrics: Dict[str, float]) -> None:
-        if runner.eval_mode == 'val':
+        if runner.eval_mode == 'val' and self.ema is not None:
             self.ema.swap()
 
     def before_save_checkpoint(self, runner, state: Dict[str, np.ndarray]) -> None:
