@@ -223,3 +223,32 @@ def test_amp_rejects_unknown_level(tmp_path):
                          optim_wrapper=dict(type='AmpOptimWrapper', level='O3', optimizer=dict(type='SGD', lr=0.1)))
     with pytest.raises(ValueError, match='level'):
         runner.train()
+
+
+def test_auto_scale_lr_uses_the_real_batch_size(tmp_path):
+    runner = make_runner(tmp_path / 'scale', max_epochs=1, ema=False, param_scheduler=[],
+                         auto_scale_lr=dict(base_batch_size=32, enable=True))
+    runner.train()
+    lrs = [r['lr'] for r in read_scalars(tmp_path / 'scale') if 'loss' in r]
+    assert lrs == pytest.approx([0.01 * 8 / 32] * 6)
+
+
+def test_work_dir_priority_and_cli_flags(tmp_path):
+    from mmengine.config import Config
+
+    from effnet_mm.engine.cli import apply_train_args
+    path = tmp_path / 'my_config.py'
+    path.write_text("optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1))\n"
+                    "auto_scale_lr = dict(base_batch_size=256)\n"
+                    "default_hooks = dict(checkpoint=dict(type='CheckpointHook', save_best='accuracy/top1'))\n")
+    cfg = Config.fromfile(str(path))
+    assert apply_train_args(cfg.copy()).work_dir == os.path.join('./work_dirs', 'my_config')
+    cfg.work_dir = 'from_config'
+    assert apply_train_args(cfg.copy()).work_dir == 'from_config'
+    out = apply_train_args(cfg.copy(), work_dir='from_cli', resume='auto', amp=True, auto_scale_lr=True,
+                           no_validate=True)
+    assert out.work_dir == 'from_cli' and out.resume is True and out.load_from is None
+    assert out.optim_wrapper.type == 'AmpOptimWrapper' and out.optim_wrapper.loss_scale == 'dynamic'
+    assert out.auto_scale_lr.enable is True
+    assert out.val_dataloader is None and out.default_hooks.checkpoint.save_best is None
+    assert apply_train_args(cfg.copy(), resume='x.ckpt').load_from == 'x.ckpt'
