@@ -1,12 +1,13 @@
 """Export a classifier (data preprocessor included) to MindIR or ONNX with a static input shape."""
 from __future__ import annotations
 
-import contextlib
 import os
-from typing import Iterator, Tuple
+from typing import Tuple
 
 import numpy as np
 from mmengine.config import Config
+
+from effnet_mm.ops import fast_conv_disabled
 
 from .inference import test_crop_size
 
@@ -23,44 +24,6 @@ def input_shape_from_cfg(cfg: Config, batch_size: int = 1) -> Tuple[int, int, in
         raise ValueError(f'batch_size must be >= 1, got {batch_size}')
     size = test_crop_size(cfg)
     return (int(batch_size), 3, size, size)
-
-
-@contextlib.contextmanager
-def _fast_convs_disabled(model) -> Iterator[None]:
-    """Run ``model`` on MindSpore's own ``Conv2D`` inside the block: exported graphs cannot carry the custom CPU
-    kernels of ``effnet_mm.ops``.  Builds without those kernels have nothing to switch."""
-    try:
-        from effnet_mm.ops import fast_conv_disabled
-    except ImportError:
-        yield
-        return
-    with fast_conv_disabled(model):
-        yield
-
-
-@contextlib.contextmanager
-def _onnx_compatible_convs(model) -> Iterator[None]:
-    """Give every ``Conv2dSame`` a ``Conv2D`` primitive built with a ``(k, k)`` kernel-size tuple for the block.
-
-    MindSpore 2.10's ONNX exporter fails on a ``Conv2D`` whose ``kernel_size`` attribute is a plain int ("Cast value
-    from type Int64Imm to ValueTuple failed"); the tuple form is the same convolution.  The original primitives are
-    put back afterwards.
-    """
-    from mindspore import ops
-
-    from effnet_mm.models.layers import Conv2dSame
-
-    swapped = []
-    for _, cell in model.cells_and_names():
-        if isinstance(cell, Conv2dSame) and not isinstance(cell.conv2d.attrs.get('kernel_size'), tuple):
-            swapped.append((cell, cell.conv2d))
-            cell.conv2d = ops.Conv2D(out_channel=cell.out_channels, kernel_size=(cell.kernel_size, cell.kernel_size),
-                                     pad_mode='same', stride=cell.stride, group=cell.groups)
-    try:
-        yield
-    finally:
-        for cell, original in swapped:
-            cell.conv2d = original
 
 
 def _output_path(out: str, file_format: str) -> str:
@@ -101,12 +64,20 @@ def export_model(model, file_format: str, out: str, input_shape: Tuple[int, int,
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     dummy = Tensor(np.random.default_rng(seed).integers(0, 256, input_shape).astype(input_dtype))
     model.set_train(False)
-    with _fast_convs_disabled(model):
-        if file_format == 'MINDIR':
-            ms.export(model, dummy, file_name=path[:-len(_SUFFIX['MINDIR'])], file_format='MINDIR')
-        else:
-            with _onnx_compatible_convs(model):
-                ms.onnx.export(model, dummy, file_name=path, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
-    if not os.path.isfile(path):
-        raise RuntimeError(f'export to {file_format} reported success but {path} was not written')
+    # Written under a temporary name and renamed: an interrupted export never leaves a partial file at ``path``.
+    suffix = _SUFFIX[file_format]
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f'.{os.path.basename(path)}.{os.getpid()}.tmp{suffix}')
+    try:
+        # Exported graphs cannot carry effnet_mm's custom CPU kernels: trace MindSpore's own ops.
+        with fast_conv_disabled(model):
+            if file_format == 'MINDIR':
+                ms.export(model, dummy, file_name=tmp[:-len(suffix)], file_format='MINDIR')
+            else:
+                ms.onnx.export(model, dummy, file_name=tmp, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
+        if not os.path.isfile(tmp):
+            raise RuntimeError(f'export to {file_format} reported success but wrote no file')
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return path

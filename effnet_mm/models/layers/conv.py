@@ -74,8 +74,10 @@ class Conv2dSame(nn.Cell):
         self.bias: Optional[Parameter] = None
         if bias:
             self.bias = Parameter(initializer(Zero(), (out_channels, ), ms.float32), name='bias')
+        # A (k, k) tuple: MindSpore 2.10's ONNX exporter rejects an int kernel_size ("Int64Imm to ValueTuple").
         self.conv2d = ops.Conv2D(
-            out_channel=out_channels, kernel_size=kernel_size, pad_mode='same', stride=stride, group=groups)
+            out_channel=out_channels, kernel_size=(kernel_size, kernel_size), pad_mode='same', stride=stride,
+            group=groups)
         self.bias_add = ops.BiasAdd()
         # Kernel family of the fast path ('depthwise' / 'dense'), None when MindSpore's Conv2D is the only option.
         self.fast_conv_kind = supported_conv(in_channels, out_channels, kernel_size, stride, groups)
