@@ -148,3 +148,12 @@ def test_launch_scripts_reject_bad_arguments(tmp_path):
     result = subprocess.run(['bash', str(TOOLS / 'dist_test.sh'), 'x.py', 'x.ckpt', 'two'], cwd=tmp_path,
                             capture_output=True, text=True)
     assert result.returncode == 2 and "NPROC must be a positive integer, got 'two'" in result.stderr
+
+
+def test_device_selection_is_validated():
+    from effnet_mm.engine.dist import select_device
+
+    select_device(None)
+    select_device('CPU')
+    with pytest.raises(ValueError, match=r"device must be one of \('CPU', 'GPU', 'Ascend'\), got 'TPU'"):
+        select_device('TPU')

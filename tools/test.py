@@ -17,12 +17,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys, e.g. test_dataloader.batch_size=64')
     parser.add_argument('--launcher', choices=['none', 'msrun'], default='none', help='job launcher')
+    parser.add_argument('--device', choices=['CPU', 'GPU', 'Ascend'],
+                        help="device to run on (default: env_cfg.device_target, else the installed MindSpore's)")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from effnet_mm.engine.dist import init_dist
+    from effnet_mm.engine.dist import init_dist, select_device
+    select_device(args.device)  # before init: the collective backend follows the device
     init_dist(args.launcher)
 
     from effnet_mm.engine.cli import apply_test_args, load_config, run_reporting_errors

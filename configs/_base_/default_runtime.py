@@ -15,8 +15,9 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 
+# device_target: 'CPU' / 'GPU' / 'Ascend' (None: the installed MindSpore's default; tools' --device overrides it).
 # cpu_threads: MindSpore CPU kernel threads (None keeps MindSpore's default).
-env_cfg = dict(cpu_threads=None)
+env_cfg = dict(device_target=None, cpu_threads=None)
 
 vis_backends = [dict(type='LocalVisBackend')]
 

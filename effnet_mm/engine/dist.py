@@ -2,11 +2,32 @@
 from __future__ import annotations
 
 import os
+from typing import Optional
 
 import numpy as np
 
 LAUNCHERS = ('none', 'msrun')
+DEVICES = ('CPU', 'GPU', 'Ascend')
 _initialised = False
+
+
+def select_device(device: Optional[str]) -> None:
+    """Run on ``device`` ('CPU', 'GPU' or 'Ascend'); None keeps MindSpore's default for the installed wheel.
+
+    Must happen before :func:`init_dist`: the collective backend (mccl, nccl, hccl) follows the device.
+    """
+    if device is None:
+        return
+    if device not in DEVICES:
+        raise ValueError(f'device must be one of {DEVICES}, got {device!r}')
+    import mindspore as ms
+
+    current = ms.get_context('device_target')
+    if _initialised and current != device:
+        raise ValueError(f'device {device!r} requested after the process group started on {current!r}; '
+                         f'pass --device {device} on the command line instead')
+    if current != device:
+        ms.set_device(device)
 
 
 def init_dist(launcher: str) -> None:

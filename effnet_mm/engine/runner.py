@@ -116,6 +116,7 @@ class Runner:
                  vis_backends: Optional[List[dict]] = None,
                  experiment_name: Optional[str] = None,
                  cfg: Optional[Config] = None) -> None:
+        dist.select_device((env_cfg or {}).get('device_target'))
         dist.init_dist(launcher)
         self.rank = dist.get_rank()
         self.world_size = dist.get_world_size()
