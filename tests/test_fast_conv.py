@@ -360,7 +360,7 @@ def _b0_loss_and_grads(fast: bool):
         dict(type='ImageClassifier', backbone=dict(type='EfficientNet', arch='b0', drop_path_rate=0.0),
              neck=dict(type='GlobalAveragePooling'),
              head=dict(type='LinearClsHead', num_classes=10, in_channels=1280, dropout=0.0)))
-    # convs: stem + 16 depthwise; SE: 16 x (mean, SiLU, scale); SiLU of stem, 15 expand, 16 depthwise, head;
+    # convs: stem + 16 depthwise; SE: 16 x (mean, SiLU, sigmoid gate); SiLU of stem, 15 expand, 16 depthwise, head;
     # eval BN fusion of all 49 ConvBNAct
     assert set_fast_conv(model, fast) == (17 + 48 + 33 + 49 if fast else 0)
     model.set_train(True)

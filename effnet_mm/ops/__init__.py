@@ -1,5 +1,5 @@
-"""Fast CPU kernels (MindSpore ``ops.Custom`` AOT, C++/OpenMP) used by ``Conv2dSame``, and the
-parameter-free ``SpatialMean`` / ``SiLU`` / ``ChannelScale`` cells used by the blocks; see docs/performance.md.
+"""Fast CPU kernels (MindSpore ``ops.Custom`` AOT, C++/OpenMP) used by ``Conv2dSame``, and the parameter-free
+``SpatialMean`` / ``SiLU`` / ``ChannelScale`` / ``SigmoidGate`` cells used by the blocks; see docs/performance.md.
 
 Environment variables:
 
@@ -10,14 +10,14 @@ Environment variables:
 """
 from .batchnorm import FusedBatchNormAct
 from .build import KernelBuildError, cache_dir, library_path
-from .elementwise import ChannelScale, SiLU
+from .elementwise import ChannelScale, SigmoidGate, SiLU
 from .fast_conv import ENABLE_ENV, conv_op, fast_conv_unavailable_reason, grad_ops, supported_conv
 from .kernel_cell import KernelCell
 from .spatial_mean import SpatialMean
 from .switch import fast_conv_disabled, set_fast_conv
 
 __all__ = [
-    'ChannelScale', 'ENABLE_ENV', 'FusedBatchNormAct', 'KernelBuildError', 'KernelCell', 'SiLU', 'SpatialMean',
-    'cache_dir', 'conv_op', 'fast_conv_disabled', 'fast_conv_unavailable_reason', 'grad_ops', 'library_path',
-    'set_fast_conv', 'supported_conv'
+    'ChannelScale', 'ENABLE_ENV', 'FusedBatchNormAct', 'KernelBuildError', 'KernelCell', 'SiLU', 'SigmoidGate',
+    'SpatialMean', 'cache_dir', 'conv_op', 'fast_conv_disabled', 'fast_conv_unavailable_reason', 'grad_ops',
+    'library_path', 'set_fast_conv', 'supported_conv'
 ]

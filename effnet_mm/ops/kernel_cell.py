@@ -1,4 +1,4 @@
-"""Base cell of the parameter-free fast kernels (SE squeeze, SiLU, SE scale): one switch, one fallback rule."""
+"""Base cell of the parameter-free fast kernels (SE squeeze, SiLU, SE scale and gate): one switch, one fallback rule."""
 from __future__ import annotations
 
 from typing import Callable

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from mindspore import nn
 
-from effnet_mm.ops import ChannelScale, SiLU, SpatialMean
+from effnet_mm.ops import SigmoidGate, SiLU, SpatialMean
 from effnet_mm.registry import MODELS
 
 from .conv import Conv2dSame
@@ -30,10 +30,11 @@ class SqueezeExcitation(nn.Cell):
         self.conv1 = Conv2dSame(channels, reduced_channels, 1, bias=True)
         self.act = SiLU()  # fused swish kernel (falls back to nn.SiLU)
         self.conv2 = Conv2dSame(reduced_channels, channels, 1, bias=True)
-        self.gate = nn.Sigmoid()
-        self.scale = ChannelScale()  # x * gate with a fused gradient (no parameters)
+        # x * sigmoid(s) in one kernel with a fused gradient (no parameters): MindSpore's CPU Sigmoid is a
+        # low-precision approximation that dominated the converted-TF logits error (falls back to Sigmoid + Mul).
+        self.gate = SigmoidGate()
 
     def construct(self, x):
         s = self.squeeze(x)
         s = self.conv2(self.act(self.conv1(s)))
-        return self.scale(x, self.gate(s))
+        return self.gate(x, s)
