@@ -2,8 +2,8 @@
 
 Everything that depends on the variant (backbone widths and depths, head dropout, native resolution, eval crop,
 normalisation constants, TF checkpoint scope) is derived from :data:`VARIANTS` and the block table
-:data:`BASE_BLOCKS`; configs and the model-zoo metafile are checked against it by tests.  This module imports neither MindSpore nor mmengine, so configs, tools, tests and docs can use it
-cheaply.
+:data:`BASE_BLOCKS`; configs and the model-zoo metafile are checked against it by tests.  This module imports
+neither MindSpore nor mmengine, so configs, tools, tests and docs can use it cheaply.
 
 The numbers follow the TensorFlow reference (``efficientnet_builder.efficientnet_params`` and
 ``_DEFAULT_BLOCKS_ARGS``) which mmpretrain and timm reproduce.
