@@ -1,4 +1,3 @@
-# ruff: noqa: C408  (mmengine configs use dict(...) as mmpretrain does)
 # Runtime defaults of every effnet_mm config (mmpretrain's default_runtime on the MindSpore runner).
 default_scope = 'effnet_mm'
 

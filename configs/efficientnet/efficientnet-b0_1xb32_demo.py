@@ -1,4 +1,3 @@
-# ruff: noqa: C408  (mmengine configs use dict(...) as mmpretrain does)
 # EfficientNet-B0 trained from scratch on the embedded demo dataset (10 shape classes, generated into
 # data/effnet_demo on first use) at 64 px on one CPU process:
 #     python tools/train.py configs/efficientnet/efficientnet-b0_1xb32_demo.py

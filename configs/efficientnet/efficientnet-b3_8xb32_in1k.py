@@ -1,4 +1,3 @@
-# ruff: noqa: C408  (mmengine configs use dict(...) as mmpretrain does)
 # EfficientNet-B3 at 300 px with ImageNet mean/std: the baseline, AutoAugment, NoisyStudent TF checkpoints.
 # INFERENCE-ONLY: evaluates converted TF checkpoints at the TF eval crop (300 px, crop_padding 32).
 # Its schedule (imagenet_bs256: SGD, step LR) is NOT the EfficientNet recipe: training with it gives a few

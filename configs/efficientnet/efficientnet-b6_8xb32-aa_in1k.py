@@ -1,4 +1,3 @@
-# ruff: noqa: C408  (mmengine configs use dict(...) as mmpretrain does)
 # EfficientNet-B6 at 528 px, TRAIN-CAPABLE: the TF recipe that produced the ckptsaug/ checkpoints
 # (RMSProp, warmup, 0.97 every 2.4 epochs, EMA 0.9999, label smoothing 0.1, drop-connect 0.2, AutoAugment v0).
 # 8 x 32 = 256 images per step; the schedule scales its learning rate to the global batch (auto_scale_lr).

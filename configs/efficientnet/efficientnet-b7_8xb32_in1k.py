@@ -1,4 +1,3 @@
-# ruff: noqa: C408  (mmengine configs use dict(...) as mmpretrain does)
 # EfficientNet-B7 at 600 px with ImageNet mean/std: the AutoAugment, RandAugment, NoisyStudent TF checkpoints.
 # INFERENCE-ONLY: evaluates converted TF checkpoints at the TF eval crop (600 px, crop_padding 32).
 # Its schedule (imagenet_bs256: SGD, step LR) is NOT the EfficientNet recipe: training with it gives a few

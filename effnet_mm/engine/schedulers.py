@@ -11,6 +11,7 @@ epoch-valued arguments (``step_size``, ``milestones``, ``T_max``) to iterations 
 """
 from __future__ import annotations
 
+import abc
 import bisect
 import math
 from typing import List, Optional, Sequence
@@ -20,7 +21,7 @@ from effnet_mm.registry import PARAM_SCHEDULERS
 INF = int(1e12)
 
 
-class LRScheduler:
+class LRScheduler(abc.ABC):
     """Base class: a factor of the base LR over ``[begin, end)`` in its own unit (epochs or iterations).
 
     Args:
@@ -61,7 +62,7 @@ class LRScheduler:
             self._scale_steps(epoch_length)
         return self
 
-    def _scale_steps(self, epoch_length: int) -> None:
+    def _scale_steps(self, epoch_length: int) -> None:  # noqa: B027 (optional hook, most schedulers have none)
         """Convert the scheduler's own epoch-valued arguments to iterations."""
 
     def step_of(self, epoch: int, iteration: int) -> int:
@@ -78,8 +79,9 @@ class LRScheduler:
         last = self.end - 1
         return self._factor(min(step, last) - self.begin)
 
+    @abc.abstractmethod
     def _factor(self, t: float) -> float:
-        raise NotImplementedError
+        """LR multiplier ``t`` steps after ``begin``."""
 
 
 @PARAM_SCHEDULERS.register_module()

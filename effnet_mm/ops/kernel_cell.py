@@ -22,8 +22,8 @@ class KernelCell(Float32Cell):
         self.enable_fast_conv(True)
 
     def make_op(self) -> Callable:
-        """Build (or fetch the shared) ``ops.Custom`` primitive of this kernel."""
-        raise NotImplementedError
+        """Build (or fetch the shared) ``ops.Custom`` primitive of this kernel; every subclass defines it."""
+        raise TypeError(f'{type(self).__name__} does not define make_op()')
 
     def enable_fast_conv(self, enabled: bool = True) -> bool:
         """Use the custom kernel (True) or MindSpore ops (False); return whether the kernel is now used."""

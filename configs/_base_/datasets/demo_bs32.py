@@ -1,4 +1,3 @@
-# ruff: noqa: C408  (mmengine configs use dict(...) as mmpretrain does)
 # The embedded demo dataset (10 shape classes, 72x72 PNG, generated into data_root on first use) at 64 px.
 # The crops keep a larger share of the image than the ImageNet recipe (area >= 0.5, eval crop 64/72 of the
 # short side via crop_padding=8) because the shape can sit anywhere in the frame.

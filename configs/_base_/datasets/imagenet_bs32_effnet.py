@@ -1,4 +1,3 @@
-# ruff: noqa: C408  (mmengine configs use dict(...) as mmpretrain does)
 # ImageNet-1k for EfficientNet (mmpretrain's imagenet_bs32 layout).  The per-resolution pipelines
 # (EfficientNetRandomCrop / EfficientNetCenterCrop at the variant's size) are set by configs/efficientnet/*.
 dataset_type = 'ImageNet'

@@ -1,4 +1,3 @@
-# ruff: noqa: C408  (mmengine configs use dict(...) as mmpretrain does)
 # The TF EfficientNet training recipe (tensorflow/tpu models/official/efficientnet, main.py + utils.py):
 # RMSProp (decay 0.9, momentum 0.9, eps 1e-3 inside the sqrt), lr 0.016 per 256 images scaled linearly to the
 # global batch (2048 -> 0.128), 5 warm-up epochs, x0.97 every 2.4 epochs (staircase), L2 1e-5 on conv/dense kernels

@@ -1,4 +1,3 @@
-# ruff: noqa: C408  (mmengine configs use dict(...) as mmpretrain does)
 # mmpretrain's ResNet-style SGD schedule (what mmpretrain's EfficientNet configs inherit; not the TF recipe).
 optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=0.0001))
 
