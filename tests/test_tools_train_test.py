@@ -46,7 +46,9 @@ val_dataloader = dict(batch_size=8, num_workers=0, dataset=dict(
     pipeline=test_pipeline))
 test_dataloader = val_dataloader
 model = dict(head=dict(num_classes=3))
-optim_wrapper = dict(optimizer=dict(lr=0.01))
+# Independent of the demo recipe's optimizer: a short, stable SGD run.
+optim_wrapper = dict(optimizer=dict(_delete_=True, type='SGD', lr=0.01, momentum=0.9, nesterov=True,
+                                    weight_decay=5e-5))
 param_scheduler = [dict(type='LinearLR', start_factor=0.2, by_epoch=True, begin=0, end=1,
                         convert_to_iter_based=True)]
 train_cfg = dict(max_epochs={epochs})
