@@ -1,3 +1,4 @@
+import contextlib
 import os
 import pathlib
 
@@ -15,3 +16,14 @@ TF_FIXTURES = SHARED / 'fixtures' / 'tf_effnet'
 def _run_in_tmp_dir(tmp_path, monkeypatch):
     """MindSpore writes ``rank_0/`` and ``rewritten_network/`` into the CWD: keep them out of the repo."""
     monkeypatch.chdir(tmp_path)
+
+
+@contextlib.contextmanager
+def inside(path):
+    """Run a block in ``path`` (for module-scoped fixtures, which cannot use ``monkeypatch.chdir``)."""
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)

@@ -5,9 +5,7 @@ directly.  The ImageNet config's test pipeline would crop it again (EfficientNet
 and resizes back to 224), which is a different input, so the parity tests set ``crop_padding=0``: the crop is then the
 whole image and the same-size bicubic resize is the identity.
 """
-import contextlib
 import importlib.util
-import os
 
 import cv2
 import mindspore as ms
@@ -20,7 +18,7 @@ from effnet_mm.apis.model_init import build_classifier
 from effnet_mm.utils import load_checkpoint, save_checkpoint
 from effnet_mm.variants import ADVPROP_MEAN, IMAGENET_MEAN
 
-from .conftest import ROOT, TF_FIXTURES
+from .conftest import ROOT, TF_FIXTURES, inside
 
 B0_FIXTURE = TF_FIXTURES / 'efficientnet-b0'
 B0_CONFIG = str(ROOT / 'configs/efficientnet/efficientnet-b0_8xb32_in1k.py')
@@ -29,14 +27,6 @@ NO_CROP = {'test_dataloader.dataset.pipeline.1.crop_padding': 0}
 ATOL = 1e-3
 
 
-@contextlib.contextmanager
-def _inside(path):
-    old = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
 
 
 def converted_b0_checkpoint(tmp_path_factory):
@@ -48,7 +38,7 @@ def converted_b0_checkpoint(tmp_path_factory):
     path = folder / 'efficientnet-b0_fixture.ckpt'
     if not path.exists():
         folder.mkdir(exist_ok=True)
-        with _inside(folder):
+        with inside(folder):
             convert_tf_checkpoint(str(B0_FIXTURE), str(path))
     return path
 

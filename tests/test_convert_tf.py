@@ -3,7 +3,6 @@
 The fixture (``shared/fixtures/tf_effnet/efficientnet-b0``) holds random weights in the exact layout of the released
 checkpoints, plus the logits the official TF eval code computed from them with its EMA restore.
 """
-import contextlib
 import hashlib
 import importlib.util
 import os
@@ -22,7 +21,7 @@ from effnet_mm.registry import MODELS
 from effnet_mm.utils import load_checkpoint
 from effnet_mm.variants import ADVPROP_MEAN, ADVPROP_STD, IMAGENET_MEAN, IMAGENET_STD
 
-from .conftest import ROOT, TF_FIXTURES
+from .conftest import ROOT, TF_FIXTURES, inside
 
 pytest.importorskip('tensorflow')
 
@@ -32,22 +31,13 @@ CKPT_FILES = ('checkpoint', 'model.ckpt.index', 'model.ckpt.data-00000-of-00001'
 ATOL = 1e-3
 
 
-@contextlib.contextmanager
-def _inside(path):
-    """MindSpore writes into the CWD: keep module-scoped work out of the repo too."""
-    old = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
 
 
 @pytest.fixture(scope='module')
 def converted(tmp_path_factory):
     """The B0 fixture converted with EMA (default) and with --no-ema."""
     out = tmp_path_factory.mktemp('converted')
-    with _inside(out):
+    with inside(out):
         ema = convert_tf_checkpoint(str(B0), str(out / 'b0_ema.ckpt'))
         raw = convert_tf_checkpoint(str(B0), str(out / 'b0_raw.ckpt'), use_ema=False)
     return {'ema': ema, 'raw': raw}
