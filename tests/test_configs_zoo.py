@@ -21,8 +21,7 @@ from effnet_mm.apis.model_init import build_classifier, model_cfg_with_preproces
 from effnet_mm.datasets import build_dataloader
 from effnet_mm.datasets.transforms import AutoAugment, Compose, EfficientNetCenterCrop, EfficientNetRandomCrop
 from effnet_mm.variants import ADVPROP_MEAN, ADVPROP_STD, IMAGENET_MEAN, IMAGENET_STD, VARIANTS, get_variant
-
-from .conftest import ROOT, TF_FIXTURES
+from tests.helpers import ROOT, TF_FIXTURES
 
 CONFIG_ROOT = ROOT / 'configs'
 ZOO = CONFIG_ROOT / 'efficientnet'

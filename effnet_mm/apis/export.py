@@ -1,13 +1,13 @@
 """Export a classifier (data preprocessor included) to MindIR or ONNX with a static input shape."""
 from __future__ import annotations
 
-import os
 from typing import Tuple
 
 import numpy as np
 from mmengine.config import Config
 
 from effnet_mm.ops import fast_conv_disabled
+from effnet_mm.utils.fileio import atomic_write
 
 from .inference import test_crop_size
 
@@ -61,23 +61,13 @@ def export_model(model, file_format: str, out: str, input_shape: Tuple[int, int,
     if len(input_shape) != 4 or input_shape[1] != 3:
         raise ValueError(f'input_shape must be (N, 3, H, W), got {tuple(input_shape)}')
     path = _output_path(out, file_format)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     dummy = Tensor(np.random.default_rng(seed).integers(0, 256, input_shape).astype(input_dtype))
     model.set_train(False)
-    # Written under a temporary name and renamed: an interrupted export never leaves a partial file at ``path``.
     suffix = _SUFFIX[file_format]
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f'.{os.path.basename(path)}.{os.getpid()}.tmp{suffix}')
-    try:
-        # Exported graphs cannot carry effnet_mm's custom CPU kernels: trace MindSpore's own ops.
-        with fast_conv_disabled(model):
-            if file_format == 'MINDIR':
-                ms.export(model, dummy, file_name=tmp[:-len(suffix)], file_format='MINDIR')
-            else:
-                ms.onnx.export(model, dummy, file_name=tmp, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
-        if not os.path.isfile(tmp):
-            raise RuntimeError(f'export to {file_format} reported success but wrote no file')
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    # Exported graphs cannot carry effnet_mm's custom CPU kernels: trace MindSpore's own ops.
+    with atomic_write(path) as tmp, fast_conv_disabled(model):
+        if file_format == 'MINDIR':
+            ms.export(model, dummy, file_name=tmp[:-len(suffix)], file_format='MINDIR')
+        else:
+            ms.onnx.export(model, dummy, file_name=tmp, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
     return path

@@ -253,8 +253,8 @@ def write_weights(params: Mapping[str, np.ndarray], dst: str, meta: Mapping[str,
                   publish: bool = False) -> Tuple[str, str]:
     """Atomically write a weights-only checkpoint; with ``publish`` name it ``<stem>-<sha256[:8]>.ckpt``.
 
-    The file is first written under a temporary name in the destination folder and only renamed once complete,
-    so a failure leaves nothing behind.
+    The file is written atomically (a failure leaves nothing behind); with ``publish`` the complete file is then
+    renamed to its hashed name.
 
     Returns:
         ``(path written, sha256 hex digest of the file)``.
@@ -263,18 +263,12 @@ def write_weights(params: Mapping[str, np.ndarray], dst: str, meta: Mapping[str,
 
     if not dst.endswith('.ckpt'):
         raise ConversionError(f'Destination {dst!r} must end with ".ckpt"')
-    directory = os.path.dirname(os.path.abspath(dst))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(dst)}.', suffix='.converting.ckpt', dir=directory)
-    os.close(fd)
-    try:
-        save_checkpoint(dict(params), tmp, meta)
-        digest = _sha256(tmp)
-        final = f'{dst[:-len(".ckpt")]}-{digest[:8]}.ckpt' if publish else dst
-        os.replace(tmp, final)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    save_checkpoint(dict(params), dst, meta)
+    digest = _sha256(dst)
+    if not publish:
+        return dst, digest
+    final = f'{dst[:-len(".ckpt")]}-{digest[:8]}.ckpt'
+    os.replace(dst, final)
     return final, digest
 
 

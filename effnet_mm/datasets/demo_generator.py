@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import uuid
 from typing import Dict, Tuple
 
 import cv2
 import numpy as np
+
+from effnet_mm.utils.fileio import atomic_write
 
 #: Class names, sorted so that the folder scan gives labels in this order.
 DEMO_CLASSES: Tuple[str, ...] = ('checker', 'crescent', 'cross', 'disk', 'frame', 'ring', 'square', 'star',
@@ -172,22 +172,14 @@ def make_demo_dataset(root: str, *, seed: int = 0, train_per_class: int = 300, v
                     'val_per_class': val_per_class, 'classes': list(DEMO_CLASSES)}
     if os.path.exists(root):
         return read_demo_meta(root)
-    parent = os.path.dirname(root)
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f'.{os.path.basename(root)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}')
     try:
-        _write_split(tmp, 'train', train_per_class, seed, size)
-        _write_split(tmp, 'val', val_per_class, seed, size)
-        with open(os.path.join(tmp, META_FILE), 'w', encoding='utf-8') as f:
-            json.dump(meta, f, indent=2)
-        try:
-            os.rename(tmp, root)
-        except OSError:
-            if not os.path.exists(root):
-                raise
-            return read_demo_meta(root)  # a concurrent run won the rename; keep its (identical) copy
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with atomic_write(root, overwrite=False) as tmp:
+            _write_split(tmp, 'train', train_per_class, seed, size)
+            _write_split(tmp, 'val', val_per_class, seed, size)
+            with open(os.path.join(tmp, META_FILE), 'w', encoding='utf-8') as f:
+                json.dump(meta, f, indent=2)
+    except FileExistsError:
+        return read_demo_meta(root)  # a concurrent run finished first; keep its (identical) copy
     return meta
 
 

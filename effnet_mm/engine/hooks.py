@@ -17,6 +17,7 @@ import mindspore as ms
 import numpy as np
 
 from effnet_mm.registry import HOOKS
+from effnet_mm.utils.fileio import write_text
 
 from .ema import EMAWeights, ema_decay
 
@@ -243,13 +244,7 @@ class CheckpointHook(Hook):
             path = os.path.join(self.out_dir, f'epoch_{epoch}.ckpt')
             runner.save_training_checkpoint(path)
             if runner.rank == 0:
-                pointer = os.path.join(self.out_dir, 'last_checkpoint')
-                tmp = f'{pointer}.{os.getpid()}.tmp'
-                with open(tmp, 'w', encoding='utf-8') as f:
-                    f.write(os.path.abspath(path))
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, pointer)
+                write_text(os.path.join(self.out_dir, 'last_checkpoint'), os.path.abspath(path))
                 self._remove_old(epoch)
         if pending_best:
             name = self.best_key.replace('/', '_')

@@ -1,18 +1,19 @@
 """Weights-only MindSpore checkpoints written atomically, with string metadata.
 
-``mindspore.save_checkpoint`` deletes the old file before writing the new one, so a crash mid-save loses both.
-:func:`save_checkpoint` writes to a unique temporary file in the same directory, fsyncs it and ``os.replace``-s it
-over the target: readers see either the old complete file or the new complete file, never a partial one.
+``mindspore.save_checkpoint`` deletes the old file before writing the new one, so a crash mid-save loses both:
+:func:`save_checkpoint` writes through :func:`effnet_mm.utils.fileio.atomic_write` instead, so readers see either
+the old complete file or the new complete file, never a partial one.
 """
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Dict, Mapping, Optional, Tuple, Union
 
 import mindspore as ms
 import numpy as np
 from mindspore import Parameter, Tensor, nn
+
+from .fileio import atomic_write
 
 #: Prefix of the metadata entries stored beside the tensors.
 META_PREFIX = '__meta__.'
@@ -51,20 +52,10 @@ def save_checkpoint(params: ParamSource, path: str, meta: Optional[Mapping[str, 
     """
     if not path.endswith('.ckpt'):
         raise ValueError(f'save_checkpoint: {path!r} must end with ".ckpt"')
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
     entries = _as_entries(params)
     append = {f'{META_PREFIX}{k}': str(v) for k, v in (meta or {}).items()}
-    fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp.ckpt', dir=directory)
-    os.close(fd)
-    try:
+    with atomic_write(path) as tmp:
         ms.save_checkpoint(entries, tmp, append_dict=append or None)
-        with open(tmp, 'rb') as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

@@ -4,7 +4,6 @@ The fixture (``shared/fixtures/tf_effnet/efficientnet-b0``) holds random weights
 checkpoints, plus the logits the official TF eval code computed from them with its EMA restore.
 """
 import hashlib
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -20,8 +19,7 @@ from effnet_mm.converters import CheckpointReadError, ConversionError, convert_t
 from effnet_mm.registry import MODELS
 from effnet_mm.utils import load_checkpoint
 from effnet_mm.variants import ADVPROP_MEAN, ADVPROP_STD, IMAGENET_MEAN, IMAGENET_STD
-
-from .conftest import ROOT, TF_FIXTURES, inside
+from tests.helpers import ROOT, TF_FIXTURES, inside, load_tool
 
 pytest.importorskip('tensorflow')
 
@@ -215,10 +213,7 @@ def test_num_classes_and_publish(tmp_path):
 
 
 def _load_cli():
-    spec = importlib.util.spec_from_file_location('convert_tf_weights', ROOT / 'tools' / 'convert_tf_weights.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('convert_tf_weights.py')
 
 
 def test_cli_end_to_end(tmp_path):

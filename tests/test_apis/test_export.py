@@ -3,7 +3,6 @@
 Parity is checked on a B0 whose BN statistics are calibrated on a batch (a freshly initialised net in eval mode has
 near-zero activations, so any two backends would agree trivially), and on the converted TF fixture weights.
 """
-import importlib.util
 
 import mindspore as ms
 import numpy as np
@@ -12,9 +11,8 @@ from mindspore import Tensor, nn, ops
 from mmengine.config import Config
 
 from effnet_mm.apis import export_model, init_model, input_shape_from_cfg
-
-from .conftest import ROOT
-from .test_apis import B0_CONFIG, B0_FIXTURE, converted_b0_checkpoint
+from tests.helpers import ROOT, load_tool
+from tests.test_apis.test_inference import B0_CONFIG, B0_FIXTURE, converted_b0_checkpoint
 
 SIZE = 96  # a small input keeps export and runs quick; the graph is the same
 ORT_REASON = 'onnxruntime is not installed (optional, not an effnet_mm dependency: pip install onnxruntime)'
@@ -93,9 +91,7 @@ def test_export_tool_onnx_on_converted_tf_weights(tmp_path_factory, tmp_path, ca
     """tools/export.py on the converted fixture at 224 px: onnxruntime reproduces the TF reference logits."""
     ort = pytest.importorskip('onnxruntime', reason=ORT_REASON)
     checkpoint = converted_b0_checkpoint(tmp_path_factory)
-    spec = importlib.util.spec_from_file_location('export_tool', ROOT / 'tools' / 'export.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('export.py')
     out = tmp_path / 'exported' / 'b0_fixture'
     assert tool.main([B0_CONFIG, str(checkpoint), '--format', 'onnx', '--out', str(out)]) == 0
     assert 'input "input" float32 (1, 3, 224, 224)' in capsys.readouterr().out

@@ -16,8 +16,10 @@ import pytest
 
 from effnet_mm.datasets import DEMO_CLASSES, make_demo_dataset
 from effnet_mm.utils import load_checkpoint
+from tests.helpers import ROOT as _ROOT
+from tests.helpers import read_scalar_runs
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(_ROOT)
 TRAIN = os.path.join(ROOT, 'tools', 'train.py')
 TEST = os.path.join(ROOT, 'tools', 'test.py')
 MAX_EPOCHS = 4
@@ -67,16 +69,6 @@ def _run(args, cwd, **kwargs):
     return subprocess.run([sys.executable] + args, cwd=cwd, env=_env(), capture_output=True, text=True, **kwargs)
 
 
-def _scalars(work_dir):
-    runs = []
-    for stamp in sorted(os.listdir(work_dir)):
-        path = os.path.join(work_dir, stamp, 'vis_data', 'scalars.json')
-        if os.path.exists(path):
-            with open(path) as f:
-                runs.append([json.loads(line) for line in f])
-    return runs
-
-
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
     base = tmp_path_factory.mktemp('tools')
@@ -99,7 +91,7 @@ def straight_run(setup):
 @pytest.mark.slow
 def test_train_learns_and_test_reproduces_validation(setup, straight_run):
     base, config = setup
-    (records, ) = _scalars(straight_run)
+    (records, ) = read_scalar_runs(straight_run)
     train = [r for r in records if 'loss' in r]
     val = [r for r in records if 'accuracy/top1' in r]
     assert [r['iter'] for r in train] == list(range(1, len(train) + 1))
@@ -134,7 +126,7 @@ def test_sigkill_and_resume_matches_straight_run(setup, straight_run):
         assert (work_dir / 'epoch_1.ckpt').exists(), 'the run did not reach its first checkpoint'
         # Kill inside epoch 2 (after at least one of its iterations was logged).
         while proc.poll() is None and time.time() < deadline:
-            runs = _scalars(work_dir)
+            runs = read_scalar_runs(work_dir)
             if runs and any(r.get('epoch') == 2 and 'loss' in r for r in runs[-1]):
                 break
             time.sleep(0.1)
@@ -156,10 +148,10 @@ def test_sigkill_and_resume_matches_straight_run(setup, straight_run):
     for name, value in straight.items():
         np.testing.assert_allclose(resumed[name].asnumpy(), value.asnumpy(), atol=1e-6, rtol=0, err_msg=name)
 
-    first, second = _scalars(work_dir)
+    first, second = read_scalar_runs(work_dir)
     first_iters = [r['iter'] for r in first if 'loss' in r]
     second_iters = [r['iter'] for r in second if 'loss' in r]
-    per_epoch = len([r for r in _scalars(straight_run)[0] if 'loss' in r]) // MAX_EPOCHS
+    per_epoch = len([r for r in read_scalar_runs(straight_run)[0] if 'loss' in r]) // MAX_EPOCHS
     assert first_iters == list(range(1, len(first_iters) + 1))
     # The resumed run continues right after the checkpoint: nothing repeated after it, nothing missing.
     assert second_iters == list(range(killed_at * per_epoch + 1, MAX_EPOCHS * per_epoch + 1))

@@ -23,8 +23,7 @@ from effnet_mm.converters import (
     read_converted,
 )
 from effnet_mm.variants import get_variant
-
-from .conftest import TF_FIXTURES
+from tests.helpers import TF_FIXTURES
 
 MANIFESTS = TF_FIXTURES / 'manifests'
 EMA = '/ExponentialMovingAverage'

@@ -1,6 +1,5 @@
 """tools/analysis: analytic parameter/MAC counts (checked against an independent per-block formula and the TF
 manifests) and the training-log plotter."""
-import importlib.util
 import json
 import sys
 
@@ -11,15 +10,7 @@ from mmengine.config import Config
 from effnet_mm.apis import count_model_cost
 from effnet_mm.apis.model_init import build_classifier
 from effnet_mm.variants import VARIANTS
-
-from .conftest import ROOT, TF_FIXTURES
-
-
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / 'tools' / 'analysis' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers import ROOT, TF_FIXTURES, load_tool
 
 
 def _model(arch):
@@ -74,7 +65,7 @@ def test_layer_geometry_of_b0():
 
 
 def test_get_flops_tool(capsys):
-    tool = _load_tool('get_flops')
+    tool = load_tool('analysis/get_flops.py')
     b1 = str(ROOT / 'configs/efficientnet/efficientnet-b1_8xb32_in1k.py')
     assert tool.main([b1]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith('efficientnet-b1'))
@@ -101,7 +92,7 @@ def scalars(tmp_path):
 
 
 def test_plot_log_series_and_png(scalars, tmp_path, capsys):
-    tool = _load_tool('plot_log')
+    tool = load_tool('analysis/plot_log.py')
     records = tool.load_scalars(str(scalars))
     assert len(records) == 22
     # Validation lines are epoch-indexed (step == epoch, as the runner writes them).
@@ -118,7 +109,7 @@ def test_plot_log_series_and_png(scalars, tmp_path, capsys):
 
 
 def test_plot_log_errors(scalars, tmp_path, capsys, monkeypatch):
-    tool = _load_tool('plot_log')
+    tool = load_tool('analysis/plot_log.py')
     assert tool.main([str(scalars), '--keys', 'no_such_key', '--out', str(tmp_path / 'x.png')]) == 1
     assert "no run has values of 'no_such_key'" in capsys.readouterr().err
     bad = tmp_path / 'bad.json'

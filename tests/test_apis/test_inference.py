@@ -5,7 +5,6 @@ directly.  The ImageNet config's test pipeline would crop it again (EfficientNet
 and resizes back to 224), which is a different input, so the parity tests set ``crop_padding=0``: the crop is then the
 whole image and the same-size bicubic resize is the identity.
 """
-import importlib.util
 
 import cv2
 import mindspore as ms
@@ -17,8 +16,7 @@ from effnet_mm.apis import class_names_from_cfg, inference_model, init_model, lo
 from effnet_mm.apis.model_init import build_classifier
 from effnet_mm.utils import load_checkpoint, save_checkpoint
 from effnet_mm.variants import ADVPROP_MEAN, IMAGENET_MEAN
-
-from .conftest import ROOT, TF_FIXTURES, inside
+from tests.helpers import ROOT, TF_FIXTURES, inside, load_tool
 
 B0_FIXTURE = TF_FIXTURES / 'efficientnet-b0'
 B0_CONFIG = str(ROOT / 'configs/efficientnet/efficientnet-b0_8xb32_in1k.py')
@@ -174,20 +172,13 @@ def test_runner_checkpoint_with_ema_and_optimizer_state(b0_checkpoint, tmp_path,
         load_model_weights(model, str(b0_checkpoint), online=True)
 
 
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_infer_tool_prints_topk_per_image(b0_checkpoint, tmp_path, capsys):
     folder = tmp_path / 'images'
     folder.mkdir()
     cv2.imwrite(str(folder / 'a.png'), fixture_image_bgr())
     cv2.imwrite(str(folder / 'b.png'), np.ascontiguousarray(fixture_image_bgr()[::-1]))
     (folder / 'notes.txt').write_text('not an image')
-    infer = _load_tool('infer')
+    infer = load_tool('infer.py')
     argv = [B0_CONFIG, str(b0_checkpoint), str(folder), '--topk', '3',
             '--cfg-options', 'test_dataloader.dataset.pipeline.1.crop_padding=0']
     assert infer.main(argv) == 0

@@ -1,5 +1,4 @@
 """Runner on a tiny network and an in-memory loader that follows the Loaders contract (fast, no image files)."""
-import json
 import os
 
 import numpy as np
@@ -9,6 +8,7 @@ from mindspore import nn
 from effnet_mm.engine import Runner
 from effnet_mm.registry import MODELS
 from effnet_mm.utils import load_checkpoint
+from tests.helpers import read_scalars
 
 NUM_CLASSES = 3
 
@@ -92,16 +92,6 @@ def make_runner(work_dir, max_epochs=3, ema=True, model=None, **kwargs):
     )
     cfg.update(kwargs)
     return Runner(**cfg)
-
-
-def read_scalars(work_dir):
-    records = []
-    for stamp in sorted(os.listdir(work_dir)):
-        path = os.path.join(work_dir, stamp, 'vis_data', 'scalars.json')
-        if os.path.exists(path):
-            with open(path) as f:
-                records.extend(json.loads(line) for line in f)
-    return records
 
 
 def test_train_validate_checkpoint_layout_and_test(tmp_path):

@@ -14,14 +14,13 @@ import numpy as np
 import pytest
 
 from effnet_mm.datasets import DEMO_CLASSES, make_demo_dataset
-
-from .conftest import ROOT
+from tests.helpers import ROOT
 
 TOOLS = ROOT / 'tools'
 
 CONFIG = '''
 _base_ = [{demo!r}]
-custom_imports = dict(imports=['tests.dist_hooks'], allow_failed_imports=False)
+custom_imports = dict(imports=['tests.test_engine.dist_hooks'], allow_failed_imports=False)
 data_root = {root!r}
 classes = {classes!r}
 pipeline = [dict(type='LoadImageFromFile'), dict(type='EfficientNetCenterCrop', crop_size=32, crop_padding=4),

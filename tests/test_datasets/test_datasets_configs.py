@@ -5,8 +5,7 @@ from mmengine.config import Config
 from effnet_mm.datasets import build_dataloader, make_demo_dataset
 from effnet_mm.datasets.transforms import Compose
 from effnet_mm.variants import IMAGENET_MEAN, IMAGENET_STD
-
-from .conftest import ROOT
+from tests.helpers import ROOT
 
 FRAGMENTS = ROOT / 'configs' / '_base_' / 'datasets'
 

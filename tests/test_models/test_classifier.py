@@ -7,8 +7,7 @@ from mmengine import Config
 from effnet_mm.models import ClsDataPreprocessor, CrossEntropyLoss, DropPath, LinearClsHead
 from effnet_mm.registry import MODELS
 from effnet_mm.variants import ADVPROP_MEAN, ADVPROP_STD, IMAGENET_MEAN, IMAGENET_STD, VARIANTS
-
-from .conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_preprocessor_normalises_bgr_uint8_to_rgb():

@@ -9,8 +9,7 @@ from mindspore import nn
 from effnet_mm.models import EfficientNet, MBConv
 from effnet_mm.registry import MODELS
 from effnet_mm.variants import VARIANTS
-
-from .conftest import TF_FIXTURES
+from tests.helpers import TF_FIXTURES
 
 L2_TRAINABLE_PARAMS = 480_309_308  # mmpretrain metafile / timm; no TF manifest ships for L2
 
