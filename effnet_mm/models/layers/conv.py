@@ -8,7 +8,8 @@ import mindspore as ms
 from mindspore import Parameter, nn, ops
 from mindspore.common.initializer import Normal, Zero, initializer
 
-from effnet_mm.ops.fast_conv import Float32Conv, fast_conv_unavailable_reason, supported_conv, warn_fallback_once
+from effnet_mm.ops.conv import Float32Conv, supported_conv
+from effnet_mm.ops.kernel_cell import KernelSwitch
 from effnet_mm.registry import MODELS
 
 
@@ -20,7 +21,7 @@ def tf_same_padding(size: int, kernel_size: int, stride: int, dilation: int = 1)
 
 
 @MODELS.register_module()
-class Conv2dSame(nn.Cell):
+class Conv2dSame(KernelSwitch, nn.Cell):
     """2-D convolution with static TF "SAME" padding and TF's EfficientNet initialisation.
 
     Output size is ``ceil(in / stride)``; for even totals the padding is symmetric, otherwise the extra row/column
@@ -30,9 +31,9 @@ class Conv2dSame(nn.Cell):
 
     **Computation.** On CPU, k x k depthwise and dense convs (stride 1/2) run on effnet_mm's C++ kernels
     (:mod:`effnet_mm.ops`; MindSpore would use oneDNN's reference kernel, 50-140x slower); everything else, other
-    devices, and layers switched off with :meth:`enable_fast_conv` or
-    :func:`effnet_mm.ops.set_fast_conv` (needed before MindIR/ONNX export) use MindSpore's ``Conv2D``.  Both give
-    the same results to float32 rounding (the kernels compute in float32 also under mixed precision).
+    devices, and layers switched off with :meth:`enable_kernel` or :func:`effnet_mm.ops.set_kernels` (needed before
+    MindIR/ONNX export) use MindSpore's ``Conv2D``.  Both give the same results to float32 rounding (the kernels
+    compute in float32 also under mixed precision).
 
     Initialisation follows the TF reference: an untruncated normal with ``std = sqrt(2 / fan_out)``,
     ``fan_out = k * k * out / groups``; the bias starts at zero.
@@ -79,37 +80,23 @@ class Conv2dSame(nn.Cell):
             out_channel=out_channels, kernel_size=(kernel_size, kernel_size), pad_mode='same', stride=stride,
             group=groups)
         self.bias_add = ops.BiasAdd()
-        # Kernel family of the fast path ('depthwise' / 'dense'), None when MindSpore's Conv2D is the only option.
-        self.fast_conv_kind = supported_conv(in_channels, out_channels, kernel_size, stride, groups)
-        self.fast_conv = False
-        self.fast_op = None
-        self.enable_fast_conv(True)
+        # Kernel family ('depthwise' / 'dense'), None when MindSpore's Conv2D is the only option.
+        self.kernel_kind = supported_conv(in_channels, out_channels, kernel_size, stride, groups)
+        self.use_kernel = False
+        self.kernel = None
+        self.enable_kernel(True)
 
-    def enable_fast_conv(self, enabled: bool = True) -> bool:
-        """Switch this layer between the fast CPU kernel and MindSpore's ``Conv2D``; return whether it is now fast.
+    def kernel_applies(self) -> bool:
+        return self.kernel_kind is not None
 
-        Enabling is a no-op for convs the kernels do not cover (1x1, other groupings) and, with one warning, when
-        the kernels are unavailable (see :func:`effnet_mm.ops.fast_conv_unavailable_reason`).  A graph that is
-        already compiled keeps the path it was compiled with: switch before ``ms.jit``/``ms.export`` compiles.
-        """
-        if not enabled or self.fast_conv_kind is None:
-            self.fast_conv = False
-            return False
-        reason = fast_conv_unavailable_reason()
-        if reason is not None:
-            warn_fallback_once(reason)
-            self.fast_conv = False
-            return False
-        if self.fast_op is None:
-            self.fast_op = Float32Conv(self.fast_conv_kind, self.stride)
-        self.fast_conv = True
-        return True
+    def make_kernel(self) -> Float32Conv:
+        return Float32Conv(self.kernel_kind, self.stride)
 
     def construct(self, x):
-        # ``fast_conv`` is a compile-time constant under jit, so only one branch ends up in the graph.
-        if self.fast_conv:
+        # ``use_kernel`` is a compile-time constant under jit, so only one branch ends up in the graph.
+        if self.use_kernel:
             # A float32 cell (see Float32Conv): under mixed precision it computes in float32.
-            y = self.fast_op(x, self.weight)
+            y = self.kernel(x, self.weight)
         else:
             y = self.conv2d(x, self.weight)
         if self.has_bias:
@@ -119,4 +106,4 @@ class Conv2dSame(nn.Cell):
     def extend_repr(self) -> str:
         return (f'in_channels={self.in_channels}, out_channels={self.out_channels}, kernel_size={self.kernel_size}, '
                 f'stride={self.stride}, groups={self.groups}, bias={self.has_bias}, padding=SAME, '
-                f'fast_conv={self.fast_conv}')
+                f'use_kernel={self.use_kernel}')

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from mindspore import nn, ops
+from mindspore import nn
 
-from effnet_mm.ops import FusedBatchNormAct, SiLU
+from effnet_mm.ops import BatchNormAct2d
 from effnet_mm.registry import MODELS
 from effnet_mm.variants import BN_EPS, BN_MOMENTUM
 
@@ -11,9 +11,10 @@ from .conv import Conv2dSame
 
 @MODELS.register_module()
 class ConvBNAct(nn.Cell):
-    """``Conv2dSame`` → BatchNorm (TF eps 1e-3 / momentum 0.99) → optional swish.
+    """``Conv2dSame`` → BatchNorm (TF eps 1e-3 / momentum 0.99) with an optional swish.
 
-    Parameters are named ``conv.weight`` and ``bn.{gamma,beta,moving_mean,moving_variance}``.
+    Parameters are named ``conv.weight`` and ``bn.{gamma,beta,moving_mean,moving_variance}``.  The norm layer is
+    :class:`effnet_mm.ops.BatchNormAct2d` (an ``nn.BatchNorm2d`` that applies the swish itself, on CPU kernels).
 
     Example config::
 
@@ -41,26 +42,7 @@ class ConvBNAct(nn.Cell):
                  bn_momentum: float = BN_MOMENTUM) -> None:
         super().__init__()
         self.conv = Conv2dSame(in_channels, out_channels, kernel_size, stride=stride, groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels, eps=bn_eps, momentum=bn_momentum)
-        self.act = SiLU() if act else None  # fused swish kernel on CPU (falls back to nn.SiLU)
-        # BN (+ swish) on one-pass CPU kernels using the BN's own parameters; adds no parameters.
-        self.bn_act = FusedBatchNormAct(bn_eps, silu=act)
+        self.bn = BatchNormAct2d(out_channels, eps=bn_eps, momentum=bn_momentum, act=act)
 
     def construct(self, x):
-        x = self.conv(x)
-        bn = self.bn
-        # BN (+ swish) on one-pass CPU kernels; the conditions are compile-time constants.  AMP O2 wraps ``bn`` in a
-        # cast cell (no longer a BatchNorm2d): then MindSpore's BN runs.
-        if self.bn_act.fast_conv and isinstance(bn, nn.BatchNorm2d):
-            if bn.use_batch_statistics is False or (bn.use_batch_statistics is None and not bn.training):
-                return self.bn_act(x, bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance)
-            x, mean, variance = self.bn_act.batch_stats(x, bn.gamma, bn.beta)
-            # nn.BatchNorm2d's update; the batch weight (1 - bn_momentum) is read from its training primitive when
-            # possible (PyNative), so code that swaps ``bn.bn_train`` (e.g. BN calibration) keeps working.
-            w = getattr(bn.bn_train, 'momentum', bn.momentum)
-            x = ops.depend(x, ops.assign(bn.moving_mean, bn.moving_mean * (1.0 - w) + mean * w))
-            return ops.depend(x, ops.assign(bn.moving_variance, bn.moving_variance * (1.0 - w) + variance * w))
-        x = bn(x)
-        if self.act is not None:
-            x = self.act(x)
-        return x
+        return self.bn(self.conv(x))

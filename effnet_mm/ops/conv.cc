@@ -3,30 +3,27 @@
 // MindSpore 2.10 on CPU hands every k x k conv to oneDNN's reference kernel; these direct kernels replace it for
 // EfficientNet's depthwise convs and its dense stem.  Layout is NCHW float32, weights (out, in / groups, k, k).
 //
-// Every exported function has MindSpore's AOT CPU signature
-//     int f(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream, void *extra)
-// with the inputs first and the output last; it returns 0 on success and a non-zero code otherwise (MindSpore then
-// raises).  The stride is part of the function name; the kernel size and the TF "SAME" pads are derived from the
-// shapes.  Backward functions take one extra input (x or w) only to learn the shape of their output.
+// Conventions (signature, return codes, threads) are those of kernels.h.  The stride is part of the function name;
+// the kernel size and the TF "SAME" pads are derived from the shapes.
 //
 // Speed comes from one idea: every plane is first copied into a zero-padded buffer whose columns are split by
 // phase (column % stride), so every inner loop over output columns reads and writes contiguous memory and
 // vectorises for stride 1 and 2 alike; planes (or output channels) are spread over OpenMP threads, and every output
 // element is computed by exactly one work item in a fixed order, so results do not depend on timing or threads.
-#include <omp.h>
-
 #include <algorithm>
-#include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <vector>
+
+#include "kernels.h"
 
 namespace {
 
-constexpr int kOk = 0;
-constexpr int kBadArgs = 1;
-constexpr int kBadDtype = 2;
-constexpr int kBadShape = 3;
+using effnet::all_float32;
+using effnet::kBadArgs;
+using effnet::kBadDtype;
+using effnet::kBadShape;
+using effnet::kernel_threads;
+using effnet::kOk;
+
 // Output columns per vector chunk of the specialised kernels (one AVX-512 register, two AVX2 registers).
 constexpr int kVec = 16;
 constexpr int64_t kSlack = kVec;
@@ -34,21 +31,6 @@ constexpr int64_t kSlack = kVec;
 // shared machine a descheduled thread must not hold up the others.  Results do not depend on it, because every
 // output element (and every weight-gradient channel, summed over the batch in order) is owned by one work item.
 constexpr int kChunk = 4;
-
-// Threads per kernel: $EFFNET_MM_NUM_THREADS, else $OMP_NUM_THREADS, else half the cores.  MindSpore's own
-// runtime threads stay busy beside an AOT kernel, and on a 2-core machine one kernel thread measured ~25 % faster
-// end to end than two.
-int kernel_threads() {
-  static const int n = [] {
-    for (const char *name : {"EFFNET_MM_NUM_THREADS", "OMP_NUM_THREADS"}) {
-      const char *value = std::getenv(name);
-      if (value != nullptr && std::atoi(value) > 0) return std::atoi(value);
-    }
-    const int procs = omp_get_num_procs();
-    return procs > 1 ? procs / 2 : 1;
-  }();
-  return n;
-}
 
 // GCC/Clang vector extension: kVec floats kept in registers (one zmm with AVX-512, split by the compiler otherwise).
 typedef float VecF __attribute__((vector_size(kVec * sizeof(float))));
@@ -334,13 +316,6 @@ PlaneKernels select_kernels(const Plane &g) {
   }
 }
 
-bool all_float32(int nparam, const char **dtypes) {
-  for (int i = 0; i < nparam; ++i) {
-    if (std::strcmp(dtypes[i], "float32") != 0) return false;
-  }
-  return true;
-}
-
 bool is_4d(int nparam, const int *ndims) {
   for (int i = 0; i < nparam; ++i) {
     if (ndims[i] != 4) return false;
@@ -539,24 +514,17 @@ int dense_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const c
 
 }  // namespace
 
-// Shared with the other kernel sources of the library.
-int effnet_kernel_threads() { return kernel_threads(); }
+#define EFFNET_CONV_KERNEL(name, impl, stride) EFFNET_KERNEL(name, impl(nparam, params, ndims, shapes, dtypes, stride))
 
-#define EFFNET_EXPORT(name, impl, stride)                                                                   \
-  extern "C" int name(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, \
-                      void *) {                                                                             \
-    return impl(nparam, params, ndims, shapes, dtypes, stride);                                            \
-  }
-
-EFFNET_EXPORT(effnet_dw_fwd_s1, dw_fwd, 1)
-EFFNET_EXPORT(effnet_dw_fwd_s2, dw_fwd, 2)
-EFFNET_EXPORT(effnet_dw_bwd_x_s1, dw_bwd_x, 1)
-EFFNET_EXPORT(effnet_dw_bwd_x_s2, dw_bwd_x, 2)
-EFFNET_EXPORT(effnet_dw_bwd_w_s1, dw_bwd_w, 1)
-EFFNET_EXPORT(effnet_dw_bwd_w_s2, dw_bwd_w, 2)
-EFFNET_EXPORT(effnet_dense_fwd_s1, dense_fwd, 1)
-EFFNET_EXPORT(effnet_dense_fwd_s2, dense_fwd, 2)
-EFFNET_EXPORT(effnet_dense_bwd_x_s1, dense_bwd_x, 1)
-EFFNET_EXPORT(effnet_dense_bwd_x_s2, dense_bwd_x, 2)
-EFFNET_EXPORT(effnet_dense_bwd_w_s1, dense_bwd_w, 1)
-EFFNET_EXPORT(effnet_dense_bwd_w_s2, dense_bwd_w, 2)
+EFFNET_CONV_KERNEL(effnet_dw_fwd_s1, dw_fwd, 1)
+EFFNET_CONV_KERNEL(effnet_dw_fwd_s2, dw_fwd, 2)
+EFFNET_CONV_KERNEL(effnet_dw_bwd_x_s1, dw_bwd_x, 1)
+EFFNET_CONV_KERNEL(effnet_dw_bwd_x_s2, dw_bwd_x, 2)
+EFFNET_CONV_KERNEL(effnet_dw_bwd_w_s1, dw_bwd_w, 1)
+EFFNET_CONV_KERNEL(effnet_dw_bwd_w_s2, dw_bwd_w, 2)
+EFFNET_CONV_KERNEL(effnet_dense_fwd_s1, dense_fwd, 1)
+EFFNET_CONV_KERNEL(effnet_dense_fwd_s2, dense_fwd, 2)
+EFFNET_CONV_KERNEL(effnet_dense_bwd_x_s1, dense_bwd_x, 1)
+EFFNET_CONV_KERNEL(effnet_dense_bwd_x_s2, dense_bwd_x, 2)
+EFFNET_CONV_KERNEL(effnet_dense_bwd_w_s1, dense_bwd_w, 1)
+EFFNET_CONV_KERNEL(effnet_dense_bwd_w_s2, dense_bwd_w, 2)
