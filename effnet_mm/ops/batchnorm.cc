@@ -107,20 +107,21 @@ int bn_stats(int nparam, void **params, int *ndims, int64_t **shapes, const char
   const float *x = static_cast<const float *>(params[0]);
   float *out = static_cast<float *>(params[1]);
   const double count = static_cast<double>(n * size);
-#pragma omp parallel for num_threads(threads_for(n * c * size)) schedule(dynamic, 1)
-  for (int64_t ch = 0; ch < c; ++ch) {
-    const float k = n * size > 0 ? x[ch * size] : 0.0f;  // shift: avoids cancellation in E[x^2] - E[x]^2
-    double s1 = 0.0, s2 = 0.0;
-    for (int64_t b = 0; b < n; ++b) {
-      const float *v = x + (b * c + ch) * size;
-      s1 += plane_sum(size, [&](int64_t i) { return v[i] - k; });
-      s2 += plane_sum(size, [&](int64_t i) { return (v[i] - k) * (v[i] - k); });
+  effnet::parallel_for(c, 1, threads_for(n * c * size), [&](int64_t begin, int64_t end) {
+    for (int64_t ch = begin; ch < end; ++ch) {
+      const float k = n * size > 0 ? x[ch * size] : 0.0f;  // shift: avoids cancellation in E[x^2] - E[x]^2
+      double s1 = 0.0, s2 = 0.0;
+      for (int64_t b = 0; b < n; ++b) {
+        const float *v = x + (b * c + ch) * size;
+        s1 += plane_sum(size, [&](int64_t i) { return v[i] - k; });
+        s2 += plane_sum(size, [&](int64_t i) { return (v[i] - k) * (v[i] - k); });
+      }
+      const double m = count > 0 ? s1 / count : 0.0;
+      const double var = count > 0 ? s2 / count - m * m : 0.0;
+      out[ch] = static_cast<float>(k + m);
+      out[c + ch] = static_cast<float>(var > 0.0 ? var : 0.0);
     }
-    const double m = count > 0 ? s1 / count : 0.0;
-    const double var = count > 0 ? s2 / count - m * m : 0.0;
-    out[ch] = static_cast<float>(k + m);
-    out[c + ch] = static_cast<float>(var > 0.0 ? var : 0.0);
-  }
+  });
   return kOk;
 }
 
@@ -133,17 +134,18 @@ int bn_act(int nparam, void **params, int *ndims, int64_t **shapes, const char *
   if (effnet::numel(ndims[5], shapes[5]) != a.n * a.c * a.size) return kBadShape;
   float *y = static_cast<float *>(params[5]);
   const int64_t planes = a.n * a.c;
-#pragma omp parallel for num_threads(threads_for(2 * planes * a.size)) schedule(dynamic, 16)
-  for (int64_t p = 0; p < planes; ++p) {
-    const Channel k = channel(a.gamma, a.beta, a.stats, a.eps, a.c, p % a.c);
-    const float *src = a.x + p * a.size;
-    float *dst = y + p * a.size;
+  effnet::parallel_for(planes, 16, threads_for(2 * planes * a.size), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const Channel k = channel(a.gamma, a.beta, a.stats, a.eps, a.c, p % a.c);
+      const float *src = a.x + p * a.size;
+      float *dst = y + p * a.size;
 #pragma omp simd
-    for (int64_t i = 0; i < a.size; ++i) {
-      const float z = src[i] * k.scale + k.shift;
-      dst[i] = kSilu ? z / (1.0f + expf(-z)) : z;
+      for (int64_t i = 0; i < a.size; ++i) {
+        const float z = src[i] * k.scale + k.shift;
+        dst[i] = kSilu ? z / (1.0f + expf(-z)) : z;
+      }
     }
-  }
+  });
   return kOk;
 }
 
@@ -157,18 +159,19 @@ int bn_act_grad_params(int nparam, void **params, int *ndims, int64_t **shapes, 
   if (effnet::numel(ndims[0], shapes[0]) != a.n * a.c * a.size || !is_pair(ndims, shapes, 6, a.c)) return kBadShape;
   const float *dy = static_cast<const float *>(params[0]);
   float *out = static_cast<float *>(params[6]);
-#pragma omp parallel for num_threads(threads_for(2 * a.n * a.c * a.size)) schedule(dynamic, 1)
-  for (int64_t ch = 0; ch < a.c; ++ch) {
-    const Channel k = channel(a.gamma, a.beta, a.stats, a.eps, a.c, ch);
-    double d_gamma = 0.0, d_beta = 0.0;
-    for (int64_t b = 0; b < a.n; ++b) {
-      const float *g = dy + (b * a.c + ch) * a.size, *v = a.x + (b * a.c + ch) * a.size;
-      d_gamma += plane_sum(a.size, [&](int64_t i) { return act_grad<kSilu>(g[i], v[i], k.scale, k.shift) * (v[i] - k.mean); });
-      d_beta += plane_sum(a.size, [&](int64_t i) { return act_grad<kSilu>(g[i], v[i], k.scale, k.shift); });
+  effnet::parallel_for(a.c, 1, threads_for(2 * a.n * a.c * a.size), [&](int64_t begin, int64_t end) {
+    for (int64_t ch = begin; ch < end; ++ch) {
+      const Channel k = channel(a.gamma, a.beta, a.stats, a.eps, a.c, ch);
+      double d_gamma = 0.0, d_beta = 0.0;
+      for (int64_t b = 0; b < a.n; ++b) {
+        const float *g = dy + (b * a.c + ch) * a.size, *v = a.x + (b * a.c + ch) * a.size;
+        d_gamma += plane_sum(a.size, [&](int64_t i) { return act_grad<kSilu>(g[i], v[i], k.scale, k.shift) * (v[i] - k.mean); });
+        d_beta += plane_sum(a.size, [&](int64_t i) { return act_grad<kSilu>(g[i], v[i], k.scale, k.shift); });
+      }
+      out[ch] = static_cast<float>(d_gamma * k.rstd);
+      out[a.c + ch] = static_cast<float>(d_beta);
     }
-    out[ch] = static_cast<float>(d_gamma * k.rstd);
-    out[a.c + ch] = static_cast<float>(d_beta);
-  }
+  });
   return kOk;
 }
 
@@ -190,21 +193,22 @@ int bn_act_grad_x(int nparam, void **params, int *ndims, int64_t **shapes, const
   float *dx = static_cast<float *>(params[inputs]);
   const int64_t planes = a.n * a.c;
   const float inv_count = total > 0 ? a.c / static_cast<float>(total) : 0.0f;
-#pragma omp parallel for num_threads(threads_for(3 * total)) schedule(dynamic, 16)
-  for (int64_t p = 0; p < planes; ++p) {
-    const int64_t ch = p % a.c;
-    const Channel k = channel(a.gamma, a.beta, a.stats, a.eps, a.c, ch);
-    // xhat * d_gamma / M = (x - mean) * rstd * d_gamma / M
-    const float mean_term = kBatchStats ? dparams[a.c + ch] * inv_count : 0.0f;
-    const float xhat_term = kBatchStats ? dparams[ch] * inv_count * k.rstd : 0.0f;
-    const float *g = dy + p * a.size, *v = a.x + p * a.size;
-    float *out = dx + p * a.size;
+  effnet::parallel_for(planes, 16, threads_for(3 * total), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const int64_t ch = p % a.c;
+      const Channel k = channel(a.gamma, a.beta, a.stats, a.eps, a.c, ch);
+      // xhat * d_gamma / M = (x - mean) * rstd * d_gamma / M
+      const float mean_term = kBatchStats ? dparams[a.c + ch] * inv_count : 0.0f;
+      const float xhat_term = kBatchStats ? dparams[ch] * inv_count * k.rstd : 0.0f;
+      const float *g = dy + p * a.size, *v = a.x + p * a.size;
+      float *out = dx + p * a.size;
 #pragma omp simd
-    for (int64_t i = 0; i < a.size; ++i) {
-      const float dz = act_grad<kSilu>(g[i], v[i], k.scale, k.shift);
-      out[i] = kBatchStats ? k.scale * (dz - mean_term - (v[i] - k.mean) * xhat_term) : k.scale * dz;
+      for (int64_t i = 0; i < a.size; ++i) {
+        const float dz = act_grad<kSilu>(g[i], v[i], k.scale, k.shift);
+        out[i] = kBatchStats ? k.scale * (dz - mean_term - (v[i] - k.mean) * xhat_term) : k.scale * dz;
+      }
     }
-  }
+  });
   return kOk;
 }
 

@@ -23,7 +23,7 @@ _HERE = Path(__file__).parent
 SOURCES = tuple(_HERE / name for name in ('conv.cc', 'spatial_mean.cc', 'elementwise.cc', 'batchnorm.cc', 'kernels.cc'))
 HEADERS = (_HERE / 'kernels.h', )
 # -fno-math-errno lets GCC vectorise expf (glibc libmvec) in the SiLU kernels.
-CXX_FLAGS: List[str] = ['-O3', '-march=native', '-fopenmp', '-fno-math-errno', '-shared', '-fPIC', '-std=c++17']
+CXX_FLAGS: List[str] = ['-O3', '-march=native', '-fopenmp-simd', '-pthread', '-fno-math-errno', '-shared', '-fPIC', '-std=c++17']
 #: File name prefix of the compiled library: ``effnet_kernels-<hash>.so``.
 LIBRARY_PREFIX = 'effnet_kernels'
 #: Directory of compiled kernels (default: ``$XDG_CACHE_HOME/effnet_mm/kernels`` or ``~/.cache/effnet_mm/kernels``).

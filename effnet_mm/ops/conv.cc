@@ -21,16 +21,16 @@ using effnet::all_float32;
 using effnet::kBadArgs;
 using effnet::kBadDtype;
 using effnet::kBadShape;
-using effnet::kernel_threads;
+using effnet::threads_for;
 using effnet::kOk;
 
 // Output columns per vector chunk of the specialised kernels (one AVX-512 register, two AVX2 registers).
 constexpr int kVec = 16;
 constexpr int64_t kSlack = kVec;
-// Work items (planes or channels) handed out per OpenMP request.  Dynamic rather than static scheduling: on a
-// shared machine a descheduled thread must not hold up the others.  Results do not depend on it, because every
-// output element (and every weight-gradient channel, summed over the batch in order) is owned by one work item.
+// Work items (planes or channels) per parallel_for range.  Results do not depend on it, because every output
+// element (and every weight-gradient channel, summed over the batch in order) is owned by one work item.
 constexpr int kChunk = 4;
+
 
 // GCC/Clang vector extension: kVec floats kept in registers (one zmm with AVX-512, split by the compiler otherwise).
 typedef float VecF __attribute__((vector_size(kVec * sizeof(float))));
@@ -45,7 +45,32 @@ inline void store_vec(float *p, VecF v) { std::memcpy(p, &v, sizeof(v)); }
 
 typedef double VecD __attribute__((vector_size(kVec * sizeof(double))));
 
-// Weight-gradient accumulators hold kVec double lanes per tap (acc[t * kVec + lane]); this sums the lanes.
+// Per-thread scratch buffers, reused across calls (grown, never shrunk).
+thread_local std::vector<float> t_buf;
+thread_local std::vector<double> t_acc;
+thread_local std::vector<VecF> t_facc;
+
+template <typename T>
+T *scratch(std::vector<T> &v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+// Weight gradients accumulate kVec float lanes per tap over a few planes (facc[t]), are widened to double lanes
+// (acc[t * kVec + lane]) every kWidenEvery output pixels, and the lanes are summed once per channel at the end.  Small
+// late-stage planes (7x7, or 2x2 at 64 px input) would otherwise pay the widening per plane.
+constexpr int64_t kWidenEvery = 4096;
+
+void widen_taps(VecF *facc, int64_t taps, double *acc) {
+  for (int64_t t = 0; t < taps; ++t) {
+    VecD sum;
+    std::memcpy(&sum, acc + t * kVec, sizeof(sum));
+    sum += __builtin_convertvector(facc[t], VecD);
+    std::memcpy(acc + t * kVec, &sum, sizeof(sum));
+    facc[t] = VecF{};
+  }
+}
+
 void reduce_taps(const double *acc, int64_t taps, float *dw) {
   for (int64_t t = 0; t < taps; ++t) {
     double total = 0.0;
@@ -86,8 +111,10 @@ bool make_plane(int64_t h, int64_t w, int64_t ho, int64_t wo, int64_t k, int64_t
   return true;
 }
 
-// Copy one input plane into the phase-split padded buffer: buf[p][r][j] = x[r - pt][j * s + p - pl] (0 outside).
+// Copy one input plane into the phase-split padded buffer: buf[p][r][j] = x[r - pt][j * s + p - pl] (0 outside),
+// and zero the slack after it (vector chunks read into it; its products must be finite zeros).
 void pack(const float *x, const Plane &g, float *buf) {
+  std::memset(buf + g.s * g.hp * g.wq, 0, sizeof(float) * kSlack);
   for (int64_t p = 0; p < g.s; ++p) {
     // Columns j with 0 <= j * s + p - pl < w hold data: [j0, j1); the rest is padding.
     const int64_t j0 = std::min<int64_t>(g.wq, std::max<int64_t>(0, (g.pl - p + g.s - 1) / g.s));
@@ -176,8 +203,8 @@ void plane_bwd_x_generic(const float *dy, const float *wk, const Plane &g, float
   }
 }
 
-// Lane 0 of tap (kh, kw)'s accumulator (see reduce_taps) += sum over the plane of dy * x_padded shifted by the tap.
-void plane_bwd_w_generic(const float *dy, const float *buf, const Plane &g, double *acc) {
+// Lane 0 of tap (kh, kw)'s accumulator (see widen_taps) += sum over the plane of dy * x_padded shifted by the tap.
+void plane_bwd_w_generic(const float *dy, const float *buf, const Plane &g, VecF *acc) {
   for (int64_t kh = 0; kh < g.k; ++kh) {
     for (int64_t kw = 0; kw < g.k; ++kw) {
       float total = 0.0f;
@@ -189,7 +216,7 @@ void plane_bwd_w_generic(const float *dy, const float *buf, const Plane &g, doub
         for (int64_t ow = 0; ow < g.wo; ++ow) row += dyr[ow] * src[ow];
         total += row;
       }
-      acc[(kh * g.k + kw) * kVec] += total;  // lane 0 of the tap's accumulator (see reduce_taps)
+      acc[kh * g.k + kw][0] += total;
     }
   }
 }
@@ -261,8 +288,9 @@ void plane_bwd_x_t(const float *dy, const float *wk, const Plane &g, float *dbuf
 }
 
 template <int K, int S>
-void plane_bwd_w_t(const float *dy, const float *buf, const Plane &g, double *acc_out) {
-  VecF acc[K * K] = {};
+void plane_bwd_w_t(const float *dy, const float *buf, const Plane &g, VecF *acc_out) {
+  VecF acc[K * K];
+  for (int t = 0; t < K * K; ++t) acc[t] = acc_out[t];
   for (int64_t oh = 0; oh < g.ho; ++oh) {
     const float *dyr = dy + oh * g.wo;
     for (int64_t ow0 = 0; ow0 < g.wo; ow0 += kVec) {
@@ -272,17 +300,11 @@ void plane_bwd_w_t(const float *dy, const float *buf, const Plane &g, double *ac
       }
     }
   }
-  // Widen to double lanes without a horizontal sum: the lanes are summed once per channel by reduce_taps.
-  for (int t = 0; t < K * K; ++t) {
-    VecD sum;
-    std::memcpy(&sum, acc_out + t * kVec, sizeof(sum));
-    sum += __builtin_convertvector(acc[t], VecD);
-    std::memcpy(acc_out + t * kVec, &sum, sizeof(sum));
-  }
+  for (int t = 0; t < K * K; ++t) acc_out[t] = acc[t];
 }
 
 using FwdFn = void (*)(const float *, const float *, const Plane &, float *);
-using BwdWFn = void (*)(const float *, const float *, const Plane &, double *);
+using BwdWFn = void (*)(const float *, const float *, const Plane &, VecF *);
 
 template <int K, int S>
 struct Kernels {
@@ -340,17 +362,15 @@ int dw_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const char *
   const float *w = static_cast<const float *>(params[1]);
   float *y = static_cast<float *>(params[2]);
   const int64_t in_sz = g.h * g.w, out_sz = g.ho * g.wo, planes = n * c;
-#pragma omp parallel num_threads(kernel_threads())
-  {
-    std::vector<float> buf(g.size());
-#pragma omp for schedule(dynamic, kChunk)
-    for (int64_t i = 0; i < planes; ++i) {
-      pack(x + i * in_sz, g, buf.data());
+  effnet::parallel_for(planes, kChunk, threads_for(planes * (in_sz + out_sz)), [&](int64_t begin, int64_t end) {
+    float *buf = scratch(t_buf, g.size());
+    for (int64_t i = begin; i < end; ++i) {
+      pack(x + i * in_sz, g, buf);
       float *yp = y + i * out_sz;
       std::memset(yp, 0, sizeof(float) * out_sz);
-      kern.fwd(buf.data(), w + (i % c) * k * k, g, yp);
+      kern.fwd(buf, w + (i % c) * k * k, g, yp);
     }
-  }
+  });
   return kOk;
 }
 
@@ -369,16 +389,14 @@ int dw_bwd_x(int nparam, void **params, int *ndims, int64_t **shapes, const char
   const float *w = static_cast<const float *>(params[1]);
   float *dx = static_cast<float *>(params[3]);
   const int64_t in_sz = g.h * g.w, out_sz = g.ho * g.wo, planes = n * c;
-#pragma omp parallel num_threads(kernel_threads())
-  {
-    std::vector<float> dbuf(g.size());
-#pragma omp for schedule(dynamic, kChunk)
-    for (int64_t i = 0; i < planes; ++i) {
-      std::fill(dbuf.begin(), dbuf.end(), 0.0f);
-      kern.bwd_x(dy + i * out_sz, w + (i % c) * k * k, g, dbuf.data());
-      unpack(dbuf.data(), g, dx + i * in_sz);
+  effnet::parallel_for(planes, kChunk, threads_for(planes * (in_sz + out_sz)), [&](int64_t begin, int64_t end) {
+    float *dbuf = scratch(t_buf, g.size());
+    for (int64_t i = begin; i < end; ++i) {
+      std::memset(dbuf, 0, sizeof(float) * g.size());
+      kern.bwd_x(dy + i * out_sz, w + (i % c) * k * k, g, dbuf);
+      unpack(dbuf, g, dx + i * in_sz);
     }
-  }
+  });
   return kOk;
 }
 
@@ -397,21 +415,28 @@ int dw_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const char
   const float *x = static_cast<const float *>(params[1]);
   float *dw = static_cast<float *>(params[3]);
   const int64_t in_sz = g.h * g.w, out_sz = g.ho * g.wo;
-#pragma omp parallel num_threads(kernel_threads())
-  {
-    std::vector<float> buf(g.size());
-    std::vector<double> acc(k * k * kVec);
-#pragma omp for schedule(dynamic, kChunk)
-    for (int64_t ch = 0; ch < c; ++ch) {
-      std::fill(acc.begin(), acc.end(), 0.0);
+  const int64_t taps = k * k;
+  effnet::parallel_for(c, kChunk, threads_for(n * c * (in_sz + out_sz)), [&](int64_t begin, int64_t end) {
+    float *buf = scratch(t_buf, g.size());
+    double *acc = scratch(t_acc, taps * kVec);
+    VecF *facc = scratch(t_facc, taps);
+    for (int64_t ch = begin; ch < end; ++ch) {
+      std::fill(acc, acc + taps * kVec, 0.0);
+      std::fill(facc, facc + taps, VecF{});
+      int64_t pending = 0;
       for (int64_t b = 0; b < n; ++b) {
         const int64_t i = b * c + ch;
-        pack(x + i * in_sz, g, buf.data());
-        kern.bwd_w(dy + i * out_sz, buf.data(), g, acc.data());
+        pack(x + i * in_sz, g, buf);
+        kern.bwd_w(dy + i * out_sz, buf, g, facc);
+        pending += out_sz;
+        if (pending >= kWidenEvery || b == n - 1) {
+          widen_taps(facc, taps, acc);
+          pending = 0;
+        }
       }
-      reduce_taps(acc.data(), k * k, dw + ch * k * k);
+      reduce_taps(acc, taps, dw + ch * taps);
     }
-  }
+  });
   return kOk;
 }
 
@@ -422,8 +447,9 @@ int dw_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const char
 std::vector<float> pack_all(const float *x, int64_t planes, const Plane &g) {
   std::vector<float> packed(planes * g.size());
   const int64_t in_sz = g.h * g.w;
-#pragma omp parallel for num_threads(kernel_threads()) schedule(dynamic, kChunk)
-  for (int64_t i = 0; i < planes; ++i) pack(x + i * in_sz, g, packed.data() + i * g.size());
+  effnet::parallel_for(planes, kChunk, threads_for(2 * planes * in_sz), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) pack(x + i * in_sz, g, packed.data() + i * g.size());
+  });
   return packed;
 }
 
@@ -441,14 +467,15 @@ int dense_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const cha
   float *y = static_cast<float *>(params[2]);
   const std::vector<float> packed = pack_all(x, n * ci, g);
   const int64_t out_sz = g.ho * g.wo;
-#pragma omp parallel for num_threads(kernel_threads()) schedule(dynamic, kChunk)
-  for (int64_t i = 0; i < n * co; ++i) {
-    const int64_t b = i / co, oc = i % co;
-    float *yp = y + i * out_sz;
-    std::memset(yp, 0, sizeof(float) * out_sz);
-    for (int64_t c = 0; c < ci; ++c)
-      kern.fwd(packed.data() + (b * ci + c) * g.size(), w + (oc * ci + c) * k * k, g, yp);
-  }
+  effnet::parallel_for(n * co, kChunk, threads_for(n * co * out_sz * ci), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t b = i / co, oc = i % co;
+      float *yp = y + i * out_sz;
+      std::memset(yp, 0, sizeof(float) * out_sz);
+      for (int64_t c = 0; c < ci; ++c)
+        kern.fwd(packed.data() + (b * ci + c) * g.size(), w + (oc * ci + c) * k * k, g, yp);
+    }
+  });
   return kOk;
 }
 
@@ -466,18 +493,16 @@ int dense_bwd_x(int nparam, void **params, int *ndims, int64_t **shapes, const c
   const float *w = static_cast<const float *>(params[1]);
   float *dx = static_cast<float *>(params[3]);
   const int64_t in_sz = g.h * g.w, out_sz = g.ho * g.wo;
-#pragma omp parallel num_threads(kernel_threads())
-  {
-    std::vector<float> dbuf(g.size());
-#pragma omp for schedule(dynamic, kChunk)
-    for (int64_t i = 0; i < n * ci; ++i) {
+  effnet::parallel_for(n * ci, kChunk, threads_for(n * ci * co * out_sz), [&](int64_t begin, int64_t end) {
+    float *dbuf = scratch(t_buf, g.size());
+    for (int64_t i = begin; i < end; ++i) {
       const int64_t b = i / ci, c = i % ci;
-      std::fill(dbuf.begin(), dbuf.end(), 0.0f);
+      std::memset(dbuf, 0, sizeof(float) * g.size());
       for (int64_t oc = 0; oc < co; ++oc)
-        kern.bwd_x(dy + (b * co + oc) * out_sz, w + (oc * ci + c) * k * k, g, dbuf.data());
-      unpack(dbuf.data(), g, dx + i * in_sz);
+        kern.bwd_x(dy + (b * co + oc) * out_sz, w + (oc * ci + c) * k * k, g, dbuf);
+      unpack(dbuf, g, dx + i * in_sz);
     }
-  }
+  });
   return kOk;
 }
 
@@ -496,19 +521,25 @@ int dense_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const c
   float *dw = static_cast<float *>(params[3]);
   const std::vector<float> packed = pack_all(x, n * ci, g);
   const int64_t out_sz = g.ho * g.wo, taps = k * k;
-#pragma omp parallel num_threads(kernel_threads())
-  {
-    std::vector<double> acc(ci * taps * kVec);
-#pragma omp for schedule(dynamic, kChunk)
-    for (int64_t oc = 0; oc < co; ++oc) {
-      std::fill(acc.begin(), acc.end(), 0.0);
-      for (int64_t b = 0; b < n; ++b)
+  effnet::parallel_for(co, 1, threads_for(n * co * out_sz * ci), [&](int64_t begin, int64_t end) {
+    double *acc = scratch(t_acc, ci * taps * kVec);
+    VecF *facc = scratch(t_facc, ci * taps);
+    for (int64_t oc = begin; oc < end; ++oc) {
+      std::fill(acc, acc + ci * taps * kVec, 0.0);
+      std::fill(facc, facc + ci * taps, VecF{});
+      int64_t pending = 0;
+      for (int64_t b = 0; b < n; ++b) {
         for (int64_t c = 0; c < ci; ++c)
-          kern.bwd_w(dy + (b * co + oc) * out_sz, packed.data() + (b * ci + c) * g.size(), g,
-                          acc.data() + c * taps * kVec);
-      reduce_taps(acc.data(), ci * taps, dw + oc * ci * taps);
+          kern.bwd_w(dy + (b * co + oc) * out_sz, packed.data() + (b * ci + c) * g.size(), g, facc + c * taps);
+        pending += out_sz;
+        if (pending >= kWidenEvery || b == n - 1) {
+          widen_taps(facc, ci * taps, acc);
+          pending = 0;
+        }
+      }
+      reduce_taps(acc, ci * taps, dw + oc * ci * taps);
     }
-  }
+  });
   return kOk;
 }
 

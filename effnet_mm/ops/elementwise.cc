@@ -62,14 +62,15 @@ int sigmoid_gate(int nparam, void **params, int *ndims, int64_t **shapes, const 
   const float *x = static_cast<const float *>(params[0]);
   const float *g = static_cast<const float *>(params[1]);
   float *y = static_cast<float *>(params[2]);
-#pragma omp parallel for num_threads(threads_for(2 * planes * size)) schedule(dynamic, 16)
-  for (int64_t p = 0; p < planes; ++p) {
-    const float v = sigmoid(g[p]);
-    const float *src = x + p * size;
-    float *dst = y + p * size;
+  effnet::parallel_for(planes, 16, threads_for(2 * planes * size), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const float v = sigmoid(g[p]);
+      const float *src = x + p * size;
+      float *dst = y + p * size;
 #pragma omp simd
-    for (int64_t i = 0; i < size; ++i) dst[i] = src[i] * v;
-  }
+      for (int64_t i = 0; i < size; ++i) dst[i] = src[i] * v;
+    }
+  });
   return kOk;
 }
 
@@ -85,19 +86,20 @@ int sigmoid_gate_grad_g(int nparam, void **params, int *ndims, int64_t **shapes,
   const float *x = static_cast<const float *>(params[1]);
   const float *g = static_cast<const float *>(params[2]);
   float *dg = static_cast<float *>(params[3]);
-#pragma omp parallel for num_threads(threads_for(2 * planes * size)) schedule(dynamic, 16)
-  for (int64_t p = 0; p < planes; ++p) {
-    const float *a = dy + p * size, *b = x + p * size;
-    double total = 0.0;
-    for (int64_t s = 0; s < size; s += 1024) {
-      const int64_t e = s + 1024 < size ? s + 1024 : size;
-      float part = 0.0f;
+  effnet::parallel_for(planes, 16, threads_for(2 * planes * size), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const float *a = dy + p * size, *b = x + p * size;
+      double total = 0.0;
+      for (int64_t s = 0; s < size; s += 1024) {
+        const int64_t e = s + 1024 < size ? s + 1024 : size;
+        float part = 0.0f;
 #pragma omp simd reduction(+ : part)
-      for (int64_t i = s; i < e; ++i) part += a[i] * b[i];
-      total += part;
+        for (int64_t i = s; i < e; ++i) part += a[i] * b[i];
+        total += part;
+      }
+      dg[p] = static_cast<float>(total * sigmoid_derivative(g[p]));
     }
-    dg[p] = static_cast<float>(total * sigmoid_derivative(g[p]));
-  }
+  });
   return kOk;
 }
 
@@ -109,12 +111,14 @@ int silu(int nparam, void **params, int *ndims, int64_t **shapes, const char **d
   if (n != numel(ndims[1], shapes[1])) return kBadShape;
   const float *x = static_cast<const float *>(params[0]);
   float *y = static_cast<float *>(params[1]);
-#pragma omp parallel for num_threads(threads_for(2 * n)) schedule(dynamic, 1)
-  for (int64_t b = 0; b < n; b += kBlock) {
-    const int64_t e = b + kBlock < n ? b + kBlock : n;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  effnet::parallel_for(blocks, 1, threads_for(2 * n), [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin * kBlock; b < end * kBlock && b < n; b += kBlock) {
+      const int64_t e = b + kBlock < n ? b + kBlock : n;
 #pragma omp simd
-    for (int64_t i = b; i < e; ++i) y[i] = x[i] / (1.0f + expf(-x[i]));
-  }
+      for (int64_t i = b; i < e; ++i) y[i] = x[i] / (1.0f + expf(-x[i]));
+    }
+  });
   return kOk;
 }
 
@@ -127,15 +131,17 @@ int silu_grad(int nparam, void **params, int *ndims, int64_t **shapes, const cha
   const float *dy = static_cast<const float *>(params[0]);
   const float *x = static_cast<const float *>(params[1]);
   float *dx = static_cast<float *>(params[2]);
-#pragma omp parallel for num_threads(threads_for(3 * n)) schedule(dynamic, 1)
-  for (int64_t b = 0; b < n; b += kBlock) {
-    const int64_t e = b + kBlock < n ? b + kBlock : n;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  effnet::parallel_for(blocks, 1, threads_for(3 * n), [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin * kBlock; b < end * kBlock && b < n; b += kBlock) {
+      const int64_t e = b + kBlock < n ? b + kBlock : n;
 #pragma omp simd
-    for (int64_t i = b; i < e; ++i) {
-      const float s = 1.0f / (1.0f + expf(-x[i]));
-      dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
+      for (int64_t i = b; i < e; ++i) {
+        const float s = 1.0f / (1.0f + expf(-x[i]));
+        dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
+      }
     }
-  }
+  });
   return kOk;
 }
 

@@ -29,20 +29,21 @@ int spatial_mean(int nparam, void **params, int *ndims, int64_t **shapes, const 
   float *y = static_cast<float *>(params[1]);
   const int64_t planes = xs[0] * xs[1], size = xs[2] * xs[3];
   const double scale = size > 0 ? 1.0 / static_cast<double>(size) : 0.0;
-#pragma omp parallel for num_threads(threads_for(planes * size)) schedule(dynamic, 16)
-  for (int64_t i = 0; i < planes; ++i) {
-    const float *p = x + i * size;
-    double total = 0.0;
-    // Float partial sums of 1024 elements (vectorised), accumulated in double across blocks.
-    for (int64_t b = 0; b < size; b += 1024) {
-      const int64_t e = b + 1024 < size ? b + 1024 : size;
-      float part = 0.0f;
+  effnet::parallel_for(planes, 16, threads_for(planes * size), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float *p = x + i * size;
+      double total = 0.0;
+      // Float partial sums of 1024 elements (vectorised), accumulated in double across blocks.
+      for (int64_t b = 0; b < size; b += 1024) {
+        const int64_t e = b + 1024 < size ? b + 1024 : size;
+        float part = 0.0f;
 #pragma omp simd reduction(+ : part)
-      for (int64_t j = b; j < e; ++j) part += p[j];
-      total += part;
+        for (int64_t j = b; j < e; ++j) part += p[j];
+        total += part;
+      }
+      y[i] = static_cast<float>(total * scale);
     }
-    y[i] = static_cast<float>(total * scale);
-  }
+  });
   return kOk;
 }
 
@@ -56,13 +57,14 @@ int spatial_mean_grad(int nparam, void **params, int *ndims, int64_t **shapes, c
   float *dx = static_cast<float *>(params[2]);
   const int64_t planes = xs[0] * xs[1], size = xs[2] * xs[3];
   const float scale = size > 0 ? 1.0f / static_cast<float>(size) : 0.0f;
-#pragma omp parallel for num_threads(threads_for(planes * size)) schedule(dynamic, 16)
-  for (int64_t i = 0; i < planes; ++i) {
-    const float v = dy[i] * scale;
-    float *p = dx + i * size;
+  effnet::parallel_for(planes, 16, threads_for(planes * size), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float v = dy[i] * scale;
+      float *p = dx + i * size;
 #pragma omp simd
-    for (int64_t j = 0; j < size; ++j) p[j] = v;
-  }
+      for (int64_t j = 0; j < size; ++j) p[j] = v;
+    }
+  });
   return kOk;
 }
 
