@@ -59,7 +59,7 @@ def test_symmetric_padding_would_differ():
 @pytest.mark.parametrize('size', [(8, 8), (9, 9), (10, 7)])
 @pytest.mark.parametrize('depthwise', [True, False])
 def test_symmetric_padding_matches_pytorch_rule(kernel_size, stride, size, depthwise):
-    """``padding='symmetric'``: ``k // 2`` zeros on every side, then a VALID conv (PyTorch / timm ``efficientnet_*``)."""
+    """``padding="symmetric"``: ``k // 2`` zeros on every side, then VALID (PyTorch, timm ``efficientnet_*``)."""
     ms.set_seed(0)
     channels = 6
     conv = Conv2dSame(channels, channels, kernel_size, stride=stride, groups=channels if depthwise else 1,
