@@ -3,8 +3,8 @@
 // MindSpore 2.10 on CPU hands every k x k conv to oneDNN's reference kernel; these direct kernels replace it for
 // EfficientNet's depthwise convs and its dense stem.  Layout is NCHW float32, weights (out, in / groups, k, k).
 //
-// Conventions (signature, return codes, threads) are those of kernels.h.  The stride is part of the function name;
-// the kernel size and the TF "SAME" pads are derived from the shapes.
+// Conventions (signature, return codes, threads) are those of kernels.h.  The stride and the padding (TF "SAME", or
+// symmetric k / 2 like PyTorch) are part of the function name; the kernel size and the pads follow from the shapes.
 //
 // Speed comes from one idea: every plane is first copied into a zero-padded buffer whose columns are split by
 // phase (column % stride), so every inner loop over output columns reads and writes contiguous memory and
@@ -84,7 +84,7 @@ struct Plane {
   int64_t h, w;      // input size
   int64_t ho, wo;    // output size: ceil(in / stride)
   int64_t k, s;      // kernel size, stride
-  int64_t pt, pl;    // TF SAME pads before (top, left); the odd pixel goes after
+  int64_t pt, pl;    // pads before (top, left): TF SAME (the odd pixel goes after) or symmetric k / 2
   int64_t hp, wq;    // padded rows; columns per phase
   // Buffer floats: the phase-split plane plus zeroed slack, so a full vector chunk may run past the last column.
   int64_t size() const { return s * hp * wq + kSlack; }
@@ -95,17 +95,23 @@ int64_t same_pad_before(int64_t in, int64_t out, int64_t k, int64_t s) {
   return total > 0 ? total / 2 : 0;
 }
 
-bool make_plane(int64_t h, int64_t w, int64_t ho, int64_t wo, int64_t k, int64_t s, Plane *g) {
+// `symmetric`: PyTorch-style padding of k / 2 on every side, output (in + 2 (k / 2) - k) / s + 1; else TF "SAME".
+bool make_plane(int64_t h, int64_t w, int64_t ho, int64_t wo, int64_t k, int64_t s, bool symmetric, Plane *g) {
   if (h <= 0 || w <= 0 || k <= 0 || k > 15 || (s != 1 && s != 2)) return false;
-  if (ho != (h + s - 1) / s || wo != (w + s - 1) / s) return false;
+  if (symmetric) {
+    const int64_t p = k / 2;
+    if (h + 2 * p < k || w + 2 * p < k || ho != (h + 2 * p - k) / s + 1 || wo != (w + 2 * p - k) / s + 1) return false;
+  } else if (ho != (h + s - 1) / s || wo != (w + s - 1) / s) {
+    return false;
+  }
   g->h = h;
   g->w = w;
   g->ho = ho;
   g->wo = wo;
   g->k = k;
   g->s = s;
-  g->pt = same_pad_before(h, ho, k, s);
-  g->pl = same_pad_before(w, wo, k, s);
+  g->pt = symmetric ? k / 2 : same_pad_before(h, ho, k, s);
+  g->pl = symmetric ? k / 2 : same_pad_before(w, wo, k, s);
   g->hp = (ho - 1) * s + k;
   g->wq = wo + (k - 1) / s;
   return true;
@@ -348,14 +354,14 @@ bool is_4d(int nparam, const int *ndims) {
 // ---------------------------------------------------------------------------------------------------------------
 // Depthwise: x (N, C, H, W), w (C, 1, K, K), y (N, C, Ho, Wo).
 
-int dw_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s) {
+int dw_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s, bool sym) {
   if (nparam != 3 || !is_4d(nparam, ndims)) return kBadArgs;
   if (!all_float32(nparam, dtypes)) return kBadDtype;
   const int64_t *xs = shapes[0], *ws = shapes[1], *ys = shapes[2];
   const int64_t n = xs[0], c = xs[1], k = ws[2];
   Plane g;
   if (ws[0] != c || ws[1] != 1 || ws[3] != k || ys[0] != n || ys[1] != c ||
-      !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, &g))
+      !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, sym, &g))
     return kBadShape;
   const PlaneKernels kern = select_kernels(g);
   const float *x = static_cast<const float *>(params[0]);
@@ -375,14 +381,14 @@ int dw_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const char *
 }
 
 // Inputs dy, w, x (shape only); output dx.
-int dw_bwd_x(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s) {
+int dw_bwd_x(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s, bool sym) {
   if (nparam != 4 || !is_4d(nparam, ndims)) return kBadArgs;
   if (!all_float32(nparam, dtypes)) return kBadDtype;
   const int64_t *ys = shapes[0], *ws = shapes[1], *xs = shapes[3];
   const int64_t n = xs[0], c = xs[1], k = ws[2];
   Plane g;
   if (ws[0] != c || ws[1] != 1 || ws[3] != k || ys[0] != n || ys[1] != c ||
-      !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, &g))
+      !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, sym, &g))
     return kBadShape;
   const PlaneKernels kern = select_kernels(g);
   const float *dy = static_cast<const float *>(params[0]);
@@ -401,14 +407,14 @@ int dw_bwd_x(int nparam, void **params, int *ndims, int64_t **shapes, const char
 }
 
 // Inputs dy, x, w (shape only); output dw.  One channel per task, batch summed in order: deterministic.
-int dw_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s) {
+int dw_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s, bool sym) {
   if (nparam != 4 || !is_4d(nparam, ndims)) return kBadArgs;
   if (!all_float32(nparam, dtypes)) return kBadDtype;
   const int64_t *ys = shapes[0], *xs = shapes[1], *ws = shapes[3];
   const int64_t n = xs[0], c = xs[1], k = ws[2];
   Plane g;
   if (ws[0] != c || ws[1] != 1 || ws[3] != k || ys[0] != n || ys[1] != c ||
-      !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, &g))
+      !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, sym, &g))
     return kBadShape;
   const PlaneKernels kern = select_kernels(g);
   const float *dy = static_cast<const float *>(params[0]);
@@ -453,13 +459,13 @@ std::vector<float> pack_all(const float *x, int64_t planes, const Plane &g) {
   return packed;
 }
 
-int dense_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s) {
+int dense_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s, bool sym) {
   if (nparam != 3 || !is_4d(nparam, ndims)) return kBadArgs;
   if (!all_float32(nparam, dtypes)) return kBadDtype;
   const int64_t *xs = shapes[0], *ws = shapes[1], *ys = shapes[2];
   const int64_t n = xs[0], ci = xs[1], co = ws[0], k = ws[2];
   Plane g;
-  if (ws[1] != ci || ws[3] != k || ys[0] != n || ys[1] != co || !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, &g))
+  if (ws[1] != ci || ws[3] != k || ys[0] != n || ys[1] != co || !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, sym, &g))
     return kBadShape;
   const PlaneKernels kern = select_kernels(g);
   const float *x = static_cast<const float *>(params[0]);
@@ -480,13 +486,13 @@ int dense_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const cha
 }
 
 // Inputs dy, w, x (shape only); output dx.
-int dense_bwd_x(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s) {
+int dense_bwd_x(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s, bool sym) {
   if (nparam != 4 || !is_4d(nparam, ndims)) return kBadArgs;
   if (!all_float32(nparam, dtypes)) return kBadDtype;
   const int64_t *ys = shapes[0], *ws = shapes[1], *xs = shapes[3];
   const int64_t n = xs[0], ci = xs[1], co = ws[0], k = ws[2];
   Plane g;
-  if (ws[1] != ci || ws[3] != k || ys[0] != n || ys[1] != co || !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, &g))
+  if (ws[1] != ci || ws[3] != k || ys[0] != n || ys[1] != co || !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, sym, &g))
     return kBadShape;
   const PlaneKernels kern = select_kernels(g);
   const float *dy = static_cast<const float *>(params[0]);
@@ -507,13 +513,13 @@ int dense_bwd_x(int nparam, void **params, int *ndims, int64_t **shapes, const c
 }
 
 // Inputs dy, x, w (shape only); output dw.  One output channel per task, batch summed in order: deterministic.
-int dense_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s) {
+int dense_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s, bool sym) {
   if (nparam != 4 || !is_4d(nparam, ndims)) return kBadArgs;
   if (!all_float32(nparam, dtypes)) return kBadDtype;
   const int64_t *ys = shapes[0], *xs = shapes[1], *ws = shapes[3];
   const int64_t n = xs[0], ci = xs[1], co = ws[0], k = ws[2];
   Plane g;
-  if (ws[1] != ci || ws[3] != k || ys[0] != n || ys[1] != co || !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, &g))
+  if (ws[1] != ci || ws[3] != k || ys[0] != n || ys[1] != co || !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, sym, &g))
     return kBadShape;
   const PlaneKernels kern = select_kernels(g);
   const float *dy = static_cast<const float *>(params[0]);
@@ -545,17 +551,18 @@ int dense_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const c
 
 }  // namespace
 
-#define EFFNET_CONV_KERNEL(name, impl, stride) EFFNET_KERNEL(name, impl(nparam, params, ndims, shapes, dtypes, stride))
+// Stride and padding are part of the name: `_sym` kernels pad k / 2 on every side (PyTorch), the others TF "SAME".
+#define EFFNET_CONV_KERNEL(name, impl, stride, sym) \
+  EFFNET_KERNEL(name, impl(nparam, params, ndims, shapes, dtypes, stride, sym))
+#define EFFNET_CONV_KERNELS(prefix, impl)                     \
+  EFFNET_CONV_KERNEL(prefix##_s1, impl, 1, false)             \
+  EFFNET_CONV_KERNEL(prefix##_s2, impl, 2, false)             \
+  EFFNET_CONV_KERNEL(prefix##_s1_sym, impl, 1, true)          \
+  EFFNET_CONV_KERNEL(prefix##_s2_sym, impl, 2, true)
 
-EFFNET_CONV_KERNEL(effnet_dw_fwd_s1, dw_fwd, 1)
-EFFNET_CONV_KERNEL(effnet_dw_fwd_s2, dw_fwd, 2)
-EFFNET_CONV_KERNEL(effnet_dw_bwd_x_s1, dw_bwd_x, 1)
-EFFNET_CONV_KERNEL(effnet_dw_bwd_x_s2, dw_bwd_x, 2)
-EFFNET_CONV_KERNEL(effnet_dw_bwd_w_s1, dw_bwd_w, 1)
-EFFNET_CONV_KERNEL(effnet_dw_bwd_w_s2, dw_bwd_w, 2)
-EFFNET_CONV_KERNEL(effnet_dense_fwd_s1, dense_fwd, 1)
-EFFNET_CONV_KERNEL(effnet_dense_fwd_s2, dense_fwd, 2)
-EFFNET_CONV_KERNEL(effnet_dense_bwd_x_s1, dense_bwd_x, 1)
-EFFNET_CONV_KERNEL(effnet_dense_bwd_x_s2, dense_bwd_x, 2)
-EFFNET_CONV_KERNEL(effnet_dense_bwd_w_s1, dense_bwd_w, 1)
-EFFNET_CONV_KERNEL(effnet_dense_bwd_w_s2, dense_bwd_w, 2)
+EFFNET_CONV_KERNELS(effnet_dw_fwd, dw_fwd)
+EFFNET_CONV_KERNELS(effnet_dw_bwd_x, dw_bwd_x)
+EFFNET_CONV_KERNELS(effnet_dw_bwd_w, dw_bwd_w)
+EFFNET_CONV_KERNELS(effnet_dense_fwd, dense_fwd)
+EFFNET_CONV_KERNELS(effnet_dense_bwd_x, dense_bwd_x)
+EFFNET_CONV_KERNELS(effnet_dense_bwd_w, dense_bwd_w)

@@ -1,6 +1,7 @@
 """The k x k convolution kernels (``conv.cc``) as MindSpore primitives with their backward (``bprop``).
 
-Two kernel families, both NCHW float32 with TF "SAME" padding and stride 1 or 2:
+Two kernel families, both NCHW float32, stride 1 or 2, padded like TF "SAME" (``padding='same'``) or ``k // 2`` on
+every side like PyTorch (``padding='symmetric'``):
 
 * ``'depthwise'``: ``groups == in == out`` (EfficientNet's 3x3 / 5x5 depthwise convs);
 * ``'dense'``: ``groups == 1`` (the 3-channel stem; correct for any channel count, fast for few input channels).
@@ -14,6 +15,7 @@ from .kernel_cell import Float32Cell, aot_op, like
 
 KINDS = ('depthwise', 'dense')
 STRIDES = (1, 2)
+PADDINGS = ('same', 'symmetric')
 _FUNC_PREFIX = {'depthwise': 'effnet_dw', 'dense': 'effnet_dense'}
 
 
@@ -31,39 +33,45 @@ def supported_conv(in_channels: int, out_channels: int, kernel_size: int, stride
     return None
 
 
-def _out_dim(size: int, stride: int) -> int:
-    return size if size < 0 else -(-size // stride)  # keep -1 (dynamic) as is
+def _out_dim(size: int, kernel_size: int, stride: int, padding: str) -> int:
+    if size < 0:
+        return size  # keep -1 (dynamic) as is
+    if padding == 'same':
+        return -(-size // stride)
+    return (size + 2 * (kernel_size // 2) - kernel_size) // stride + 1
 
 
 @functools.cache
-def conv_op(kind: str, stride: int) -> Callable:
-    """The forward primitive ``(x, w) -> y`` of a kernel family and stride, with its ``bprop``.
+def conv_op(kind: str, stride: int, padding: str = 'same') -> Callable:
+    """The forward primitive ``(x, w) -> y`` of a kernel family, stride and padding, with its ``bprop``.
 
-    Primitives are shared by every layer of the same kind and stride.  The caller must have checked
+    Primitives are shared by every layer of the same kind, stride and padding.  The caller must have checked
     :func:`effnet_mm.ops.kernels_unavailable_reason` first.
     """
-    if kind not in KINDS or stride not in STRIDES:
-        raise ValueError(f'conv_op: unsupported kind={kind!r} / stride={stride}')
-    prefix = _FUNC_PREFIX[kind]
+    if kind not in KINDS or stride not in STRIDES or padding not in PADDINGS:
+        raise ValueError(f'conv_op: unsupported kind={kind!r} / stride={stride} / padding={padding!r}')
+    name = f'{_FUNC_PREFIX[kind]}_{{}}_s{stride}{"_sym" if padding == "symmetric" else ""}'
     # The backward kernels take one extra input only for the shape of their output.
-    grad_x = aot_op(f'{prefix}_bwd_x_s{stride}', out_shape=like(2), out_dtype=like(2))
-    grad_w = aot_op(f'{prefix}_bwd_w_s{stride}', out_shape=like(2), out_dtype=like(2))
+    grad_x = aot_op(name.format('bwd_x'), out_shape=like(2), out_dtype=like(2))
+    grad_w = aot_op(name.format('bwd_w'), out_shape=like(2), out_dtype=like(2))
 
     def bprop(x, w, out, dout):
         return grad_x(dout, w, x), grad_w(dout, x, w)
 
     def out_shape(x_shape, w_shape):
-        return (x_shape[0], w_shape[0], _out_dim(x_shape[2], stride), _out_dim(x_shape[3], stride))
+        k = w_shape[2]
+        return (x_shape[0], w_shape[0], _out_dim(x_shape[2], k, stride, padding),
+                _out_dim(x_shape[3], k, stride, padding))
 
-    return aot_op(f'{prefix}_fwd_s{stride}', out_shape=out_shape, out_dtype=like(0), bprop=bprop)
+    return aot_op(name.format('fwd'), out_shape=out_shape, out_dtype=like(0), bprop=bprop)
 
 
 class Float32Conv(Float32Cell):
-    """``(x, weight) -> conv(x, weight)`` on the kernel of one family and stride (see :class:`Float32Cell`)."""
+    """``(x, weight) -> conv(x, weight)`` on the kernel of one family, stride and padding (see :class:`Float32Cell`)."""
 
-    def __init__(self, kind: str, stride: int) -> None:
+    def __init__(self, kind: str, stride: int, padding: str = 'same') -> None:
         super().__init__()
-        self.op = conv_op(kind, stride)
+        self.op = conv_op(kind, stride, padding)
 
     def construct(self, x, weight):
         return self.op(x, weight)

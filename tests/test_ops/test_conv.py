@@ -36,6 +36,14 @@ CASES = [
     ('depthwise', 2, 4, 4, 9, 10, 4, 2),  # generic (non-specialised) kernel sizes
     ('dense', 1, 2, 3, 6, 7, 2, 1),
 ]
+# PyTorch-style padding (k // 2 on every side): only stride 2 (and even k) differ from "SAME"; even and odd sizes.
+SYMMETRIC_CASES = [
+    ('depthwise', 2, 8, 8, 14, 14, 3, 2),
+    ('depthwise', 2, 8, 8, 15, 13, 3, 2),
+    ('depthwise', 2, 8, 8, 28, 29, 5, 2),
+    ('depthwise', 2, 4, 4, 9, 8, 4, 1),
+    ('dense', 2, 3, 8, 16, 17, 3, 2),
+]
 CALLS = 3
 
 
@@ -44,27 +52,33 @@ def _ids(case):
     return f'{kind}-{n}x{h}x{w}-k{k}s{s}'
 
 
-def _reference(x, w, stride, groups):
-    return ops.Conv2D(out_channel=w.shape[0], kernel_size=w.shape[2], pad_mode='same', stride=stride,
+def _reference(x, w, stride, groups, padding='same'):
+    if padding == 'same':
+        return ops.Conv2D(out_channel=w.shape[0], kernel_size=w.shape[2], pad_mode='same', stride=stride,
+                          group=groups)(x, w)
+    p = w.shape[2] // 2
+    x = ops.Pad(((0, 0), (0, 0), (p, p), (p, p)))(x)  # the primitive: ops.pad has a jit gradient bug
+    return ops.Conv2D(out_channel=w.shape[0], kernel_size=w.shape[2], pad_mode='valid', stride=stride,
                       group=groups)(x, w)
 
 
-@pytest.mark.parametrize('case', CASES, ids=_ids)
-def test_forward_and_gradients_match_conv2d(case):
+@pytest.mark.parametrize('case,padding', [(c, 'same') for c in CASES] + [(c, 'symmetric') for c in SYMMETRIC_CASES],
+                         ids=lambda v: _ids(v) if isinstance(v, tuple) else v)
+def test_forward_and_gradients_match_conv2d(case, padding):
     kind, n, ci, co, h, w, k, s = case
     groups = ci if kind == 'depthwise' else 1
     rng = np.random.default_rng(hash(case) % 2**32)
     x = ms.Tensor(rng.standard_normal((n, ci, h, w)).astype(np.float32))
     wt = ms.Tensor(rng.standard_normal((co, ci // groups, k, k)).astype(np.float32))
-    op = conv_op(kind, s)
-    y_ref = _reference(x, wt, s, groups)
+    op = conv_op(kind, s, padding)
+    y_ref = _reference(x, wt, s, groups, padding)
     gy = ms.Tensor(rng.standard_normal(y_ref.shape).astype(np.float32))
 
     def fast_loss(a, b):
         return (op(a, b) * gy).sum()
 
     def ref_loss(a, b):
-        return (_reference(a, b, s, groups) * gy).sum()
+        return (_reference(a, b, s, groups, padding) * gy).sum()
 
     np.testing.assert_allclose(op(x, wt).asnumpy(), y_ref.asnumpy(), rtol=1e-5, atol=1e-5)
     loss_ref, (dx_ref, dw_ref) = ms.value_and_grad(ref_loss, (0, 1))(x, wt)
@@ -112,6 +126,9 @@ def test_conv2dsame_picks_the_kernel_and_can_switch_back():
     stem = Conv2dSame(3, 8, 3, stride=2)
     pw = Conv2dSame(16, 8, 1, bias=True)
     assert dw.use_kernel and stem.use_kernel and not pw.use_kernel
+    symmetric = [Conv2dSame(16, 16, k, stride=s, groups=16, padding='symmetric') for k, s in ((3, 1), (3, 2), (4, 1))]
+    assert [c.use_kernel for c in symmetric] == [True, True, True]
+    assert [c.kernel_padding for c in symmetric] == ['same', 'symmetric', 'symmetric']  # k3 s1: identical to SAME
     assert [p.name for p in dw.get_parameters()] == ['weight']
     x = ms.Tensor(np.random.default_rng(1).standard_normal((2, 16, 11, 12)).astype(np.float32))
     fast = dw(x).asnumpy()

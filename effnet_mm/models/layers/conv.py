@@ -11,6 +11,7 @@ from mindspore.common.initializer import Normal, Zero, initializer
 from effnet_mm.ops.conv import Float32Conv, supported_conv
 from effnet_mm.ops.kernel_cell import KernelSwitch
 from effnet_mm.registry import MODELS
+from effnet_mm.variants import PADDINGS
 
 
 def tf_same_padding(size: int, kernel_size: int, stride: int, dilation: int = 1) -> tuple:
@@ -22,10 +23,12 @@ def tf_same_padding(size: int, kernel_size: int, stride: int, dilation: int = 1)
 
 @MODELS.register_module()
 class Conv2dSame(KernelSwitch, nn.Cell):
-    """2-D convolution with static TF "SAME" padding and TF's EfficientNet initialisation.
+    """2-D convolution with static TF "SAME" (or PyTorch symmetric) padding and TF's EfficientNet initialisation.
 
-    Output size is ``ceil(in / stride)``; for even totals the padding is symmetric, otherwise the extra row/column
-    goes to the bottom/right, exactly like TensorFlow (MindSpore's ``pad_mode='same'``).  The weight layout is
+    With ``padding='same'`` (the default) the output size is ``ceil(in / stride)``; for even totals the padding is
+    symmetric, otherwise the extra row/column goes to the bottom/right, exactly like TensorFlow (MindSpore's
+    ``pad_mode='same'``).  ``padding='symmetric'`` pads ``k // 2`` on every side like PyTorch's ``Conv2d`` in timm's
+    own ``efficientnet_*`` models; it differs from "SAME" only for stride 2 on even input sizes.  The weight layout is
     ``(out, in / groups, k, k)`` and the parameters are named ``weight`` / ``bias`` like ``nn.Conv2d``, so
     checkpoints do not depend on how the convolution is computed.
 
@@ -49,6 +52,7 @@ class Conv2dSame(KernelSwitch, nn.Cell):
         stride: stride of both spatial axes.
         groups: channel groups (``groups == in_channels == out_channels`` is a depthwise conv).
         bias: add a learned bias.
+        padding: ``'same'`` (TF static SAME) or ``'symmetric'`` (``k // 2`` on every side).
     """
 
     def __init__(self,
@@ -57,8 +61,11 @@ class Conv2dSame(KernelSwitch, nn.Cell):
                  kernel_size: int,
                  stride: int = 1,
                  groups: int = 1,
-                 bias: bool = False) -> None:
+                 bias: bool = False,
+                 padding: str = 'same') -> None:
         super().__init__()
+        if padding not in PADDINGS:
+            raise ValueError(f'Conv2dSame: padding must be one of {PADDINGS}, got {padding!r}')
         if in_channels % groups or out_channels % groups:
             raise ValueError(f'Conv2dSame: in_channels={in_channels} and out_channels={out_channels} must both be '
                              f'divisible by groups={groups}')
@@ -68,6 +75,7 @@ class Conv2dSame(KernelSwitch, nn.Cell):
         self.stride = stride
         self.groups = groups
         self.has_bias = bias
+        self.padding = padding
         fan_out = kernel_size * kernel_size * out_channels // groups
         shape = (out_channels, in_channels // groups, kernel_size, kernel_size)
         self.weight = Parameter(
@@ -76,12 +84,15 @@ class Conv2dSame(KernelSwitch, nn.Cell):
         if bias:
             self.bias = Parameter(initializer(Zero(), (out_channels, ), ms.float32), name='bias')
         # A (k, k) tuple: MindSpore 2.10's ONNX exporter rejects an int kernel_size ("Int64Imm to ValueTuple").
+        pad_args = dict(pad_mode='same') if padding == 'same' else dict(pad_mode='pad', pad=kernel_size // 2)
         self.conv2d = ops.Conv2D(
-            out_channel=out_channels, kernel_size=(kernel_size, kernel_size), pad_mode='same', stride=stride,
-            group=groups)
+            out_channel=out_channels, kernel_size=(kernel_size, kernel_size), stride=stride, group=groups, **pad_args)
         self.bias_add = ops.BiasAdd()
-        # Kernel family ('depthwise' / 'dense'), None when MindSpore's Conv2D is the only option.
+        # Kernel family ('depthwise' / 'dense'), None when MindSpore's Conv2D is the only option.  Symmetric padding
+        # equals TF "SAME" for stride 1 and odd kernels, which then share the "SAME" kernels.
         self.kernel_kind = supported_conv(in_channels, out_channels, kernel_size, stride, groups)
+        same_as_tf = padding == 'same' or (stride == 1 and kernel_size % 2 == 1)
+        self.kernel_padding = 'same' if same_as_tf else 'symmetric'
         self.use_kernel = False
         self.kernel = None
         self.enable_kernel(True)
@@ -90,7 +101,7 @@ class Conv2dSame(KernelSwitch, nn.Cell):
         return self.kernel_kind is not None
 
     def make_kernel(self) -> Float32Conv:
-        return Float32Conv(self.kernel_kind, self.stride)
+        return Float32Conv(self.kernel_kind, self.stride, self.kernel_padding)
 
     def construct(self, x):
         # ``use_kernel`` is a compile-time constant under jit, so only one branch ends up in the graph.
@@ -105,5 +116,5 @@ class Conv2dSame(KernelSwitch, nn.Cell):
 
     def extend_repr(self) -> str:
         return (f'in_channels={self.in_channels}, out_channels={self.out_channels}, kernel_size={self.kernel_size}, '
-                f'stride={self.stride}, groups={self.groups}, bias={self.has_bias}, padding=SAME, '
+                f'stride={self.stride}, groups={self.groups}, bias={self.has_bias}, padding={self.padding}, '
                 f'use_kernel={self.use_kernel}')

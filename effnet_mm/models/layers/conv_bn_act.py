@@ -1,17 +1,20 @@
 from __future__ import annotations
 
+import warnings
+from typing import Mapping, Optional
+
 from mindspore import nn
 
-from effnet_mm.ops import BatchNormAct2d
 from effnet_mm.registry import MODELS
-from effnet_mm.variants import BN_EPS, BN_MOMENTUM
+from effnet_mm.variants import NORM_CFG
 
 from .conv import Conv2dSame
+from .norm import build_norm_layer
 
 
 @MODELS.register_module()
 class ConvBNAct(nn.Cell):
-    """``Conv2dSame`` → BatchNorm (TF eps 1e-3 / momentum 0.99) with an optional swish.
+    """``Conv2dSame`` → normalisation (TF's BN: eps 1e-3, decay 0.99) with an optional swish.
 
     Parameters are named ``conv.weight`` and ``bn.{gamma,beta,moving_mean,moving_variance}``.  The norm layer is
     :class:`effnet_mm.ops.BatchNormAct2d` (an ``nn.BatchNorm2d`` that applies the swish itself, on CPU kernels).
@@ -27,8 +30,9 @@ class ConvBNAct(nn.Cell):
         stride: conv stride.
         groups: conv groups (``in_channels`` for a depthwise conv).
         act: apply swish (SiLU) after BN.
-        bn_eps: BatchNorm epsilon.
-        bn_momentum: fraction of the old moving statistics kept at each update.
+        norm_cfg: normalisation config, see :func:`~effnet_mm.models.layers.build_norm_layer` (None: TF's BN).
+        padding: conv padding, ``'same'`` (TF) or ``'symmetric'`` (PyTorch ``k // 2``).
+        bn_eps, bn_momentum: deprecated; use ``norm_cfg=dict(type='BN', eps=..., momentum=1 - bn_momentum)``.
     """
 
     def __init__(self,
@@ -38,11 +42,23 @@ class ConvBNAct(nn.Cell):
                  stride: int = 1,
                  groups: int = 1,
                  act: bool = True,
-                 bn_eps: float = BN_EPS,
-                 bn_momentum: float = BN_MOMENTUM) -> None:
+                 norm_cfg: Optional[Mapping] = None,
+                 padding: str = 'same',
+                 bn_eps: Optional[float] = None,
+                 bn_momentum: Optional[float] = None) -> None:
         super().__init__()
-        self.conv = Conv2dSame(in_channels, out_channels, kernel_size, stride=stride, groups=groups, bias=False)
-        self.bn = BatchNormAct2d(out_channels, eps=bn_eps, momentum=bn_momentum, act=act)
+        if bn_eps is not None or bn_momentum is not None:
+            warnings.warn('ConvBNAct: bn_eps/bn_momentum are deprecated; use norm_cfg=dict(type="BN", eps=..., '
+                          'momentum=1 - bn_momentum)', DeprecationWarning, stacklevel=2)
+            norm_cfg = dict(norm_cfg or NORM_CFG)
+            if bn_eps is not None:
+                norm_cfg['eps'] = bn_eps
+            if bn_momentum is not None:
+                norm_cfg['momentum'] = 1.0 - bn_momentum
+        self.conv = Conv2dSame(in_channels, out_channels, kernel_size, stride=stride, groups=groups, bias=False,
+                               padding=padding)
+        # The norm layer applies the swish itself (BatchNormAct2d): one kernel pass each way on CPU.
+        self.bn = build_norm_layer(norm_cfg, out_channels, act=act)
 
     def construct(self, x):
         return self.bn(self.conv(x))
