@@ -3,14 +3,21 @@
 Every optimizer owns a scalar ``learning_rate`` Parameter: the runner writes the scheduled LR into it before each
 step (see :mod:`effnet_mm.engine.schedulers`), so the jitted train step never recompiles and the LR of any iteration
 is a pure function of the iteration number (exact resume).
+
+With ``fused=True`` (the default) and the CPU kernels available, each optimizer updates all parameters in one
+multi-tensor kernel (:mod:`effnet_mm.ops.optim`, like PyTorch's ``fused=True``) instead of several MindSpore ops per
+parameter; the formulas, state names and checkpoints are the same either way.
 """
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import mindspore as ms
+import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 
+from effnet_mm.ops import kernels_unavailable_reason
+from effnet_mm.ops.optim import optimizer_step_op
 from effnet_mm.registry import OPTIMIZERS
 
 
@@ -19,6 +26,38 @@ def _check_common(name: str, lr: float, weight_decay: float) -> None:
         raise ValueError(f'optim_wrapper.optimizer ({name}): lr must be >= 0, got {lr}')
     if weight_decay < 0:
         raise ValueError(f'optim_wrapper.optimizer ({name}): weight_decay must be >= 0, got {weight_decay}')
+
+
+def _setup_fused(optimizer: nn.Optimizer, kind: str, hyper: Sequence[float], states: Sequence, fused: bool) -> None:
+    """Give ``optimizer`` its multi-tensor kernel when ``fused`` and the kernels can run it, else mark it unfused.
+
+    The kernel covers float32 parameters with one LR for all groups (the param-group builder only varies the
+    weight decay); anything else keeps MindSpore's per-parameter ops.
+    """
+    optimizer.fused = bool(fused and kernels_unavailable_reason() is None and not optimizer.is_group_lr
+                           and not optimizer.dynamic_weight_decay
+                           and all(p.dtype == ms.float32 for p in optimizer.parameters))
+    if not optimizer.fused:
+        return
+    decays = optimizer.weight_decay if optimizer.is_group else [optimizer.weight_decay] * len(optimizer.parameters)
+    optimizer.fused_step = optimizer_step_op(kind)
+    optimizer.fused_hyper = Tensor(np.asarray(hyper, np.float32))
+    optimizer.fused_decay = Tensor(np.asarray([float(np.asarray(d.asnumpy() if hasattr(d, 'asnumpy') else d))
+                                               for d in decays], np.float32))
+    optimizer.fused_states = tuple(states)
+
+
+def _fused_update(optimizer: nn.Optimizer, gradients):
+    """The shared body of the fused ``construct``: gradient hooks, global step, then one kernel for everything."""
+    gradients = optimizer.flatten_gradients(gradients)
+    gradients = optimizer.gradients_centralization(gradients)
+    gradients = optimizer.scale_grad(gradients)
+    lr = optimizer.get_lr()
+    optimizer.assignadd(optimizer.global_step, optimizer.global_step_increase_tensor)
+    tensors = optimizer.parameters + gradients
+    for state in optimizer.fused_states:
+        tensors = tensors + state
+    return optimizer.fused_step(lr, optimizer.fused_hyper, optimizer.fused_decay, *tensors)
 
 
 @OPTIMIZERS.register_module()
@@ -39,8 +78,9 @@ class RMSProp(nn.RMSProp):
         momentum: momentum.
         eps: epsilon, inside the square root.
         weight_decay: L2 coefficient (overridden per group by the param-group builder).
-        centered: centred RMSProp.
+        centered: centred RMSProp (MindSpore's per-parameter ops; not fused).
         decay: alias of ``alpha``.
+        fused: update all parameters in one CPU kernel when available (same results).
     """
 
     def __init__(self,
@@ -51,11 +91,20 @@ class RMSProp(nn.RMSProp):
                  eps: float = 1e-10,
                  weight_decay: float = 0.0,
                  centered: bool = False,
-                 decay: Optional[float] = None) -> None:
+                 decay: Optional[float] = None,
+                 fused: bool = True) -> None:
         _check_common('RMSProp', lr, weight_decay)
         super().__init__(params, learning_rate=float(lr), decay=float(alpha if decay is None else decay),
                          momentum=float(momentum), epsilon=float(eps), centered=centered,
                          weight_decay=float(weight_decay))
+        _setup_fused(self, 'rmsprop', (self.decay, self.momentum, self.epsilon), (self.ms, self.moment),
+                     fused and not centered)
+
+    def construct(self, gradients):
+        if self.fused:
+            # nn.RMSProp adds the L2 term to the gradients (decay_weight); the kernel does it from fused_decay.
+            return _fused_update(self, gradients)
+        return super().construct(gradients)
 
 
 _sgd_update = ops.MultitypeFuncGraph('sgd_update')
@@ -86,6 +135,7 @@ class SGD(nn.Optimizer):
         momentum: momentum (0 gives plain SGD).
         weight_decay: L2 coefficient.
         nesterov: Nesterov momentum.
+        fused: update all parameters in one CPU kernel when available (same results).
     """
 
     def __init__(self,
@@ -93,7 +143,8 @@ class SGD(nn.Optimizer):
                  lr: float = 0.1,
                  momentum: float = 0.0,
                  weight_decay: float = 0.0,
-                 nesterov: bool = False) -> None:
+                 nesterov: bool = False,
+                 fused: bool = True) -> None:
         _check_common('SGD', lr, weight_decay)
         if momentum < 0:
             raise ValueError(f'optim_wrapper.optimizer (SGD): momentum must be >= 0, got {momentum}')
@@ -104,8 +155,11 @@ class SGD(nn.Optimizer):
         self.nesterov = bool(nesterov)
         self.moments = self.parameters.clone(prefix='moments', init='zeros')
         self.hyper_map = ops.HyperMap()
+        _setup_fused(self, 'sgd', (float(momentum), float(self.nesterov)), (self.moments, ), fused)
 
     def construct(self, gradients):
+        if self.fused:
+            return _fused_update(self, gradients)
         gradients = self.flatten_gradients(gradients)
         gradients = self.decay_weight(gradients)
         gradients = self.gradients_centralization(gradients)
@@ -136,6 +190,7 @@ class AdamW(nn.AdamWeightDecay):
         betas: first/second moment decays.
         eps: epsilon.
         weight_decay: decoupled weight decay.
+        fused: update all parameters in one CPU kernel when available (same results).
     """
 
     def __init__(self,
@@ -143,10 +198,18 @@ class AdamW(nn.AdamWeightDecay):
                  lr: float = 1e-3,
                  betas: Tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8,
-                 weight_decay: float = 0.01) -> None:
+                 weight_decay: float = 0.01,
+                 fused: bool = True) -> None:
         _check_common('AdamW', lr, weight_decay)
         super().__init__(params, learning_rate=float(lr), beta1=float(betas[0]), beta2=float(betas[1]),
                          eps=float(eps), weight_decay=float(weight_decay))
+        _setup_fused(self, 'adamw', (float(betas[0]), float(betas[1]), float(eps)), (self.moments1, self.moments2),
+                     fused)
+
+    def construct(self, gradients):
+        if self.fused:
+            return _fused_update(self, gradients)
+        return super().construct(gradients)
 
 
 def _is_norm(name: str) -> bool:

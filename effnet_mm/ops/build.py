@@ -1,7 +1,7 @@
 """Compile the shipped C++ kernels once per machine into a per-user cache and return the shared library path.
 
-The library is built with ``-O3 -march=native -fopenmp`` (MindSpore's own AOT auto-compile uses neither ``-O3`` nor
-OpenMP, which makes the kernels slow and single-threaded, so the ``.cc`` files are never handed to ``ops.Custom``).
+The library is built with ``-O3 -march=native`` and its own threads (MindSpore's own AOT auto-compile uses no
+``-O3`` and would make the kernels slow, so the ``.cc`` files are never handed to ``ops.Custom``).
 Because ``-march=native`` binaries are not portable, the file name carries a hash of the sources, the shared
 header, the compiler command and the CPU flags.  The library is written through
 :func:`effnet_mm.utils.fileio.atomic_write`, so parallel processes (data-parallel ranks, pytest workers) never load a
@@ -20,10 +20,13 @@ from effnet_mm.utils.fileio import atomic_write
 
 _HERE = Path(__file__).parent
 #: C++ sources compiled together into one library, and the header they all include (part of the hash).
-SOURCES = tuple(_HERE / name for name in ('conv.cc', 'spatial_mean.cc', 'elementwise.cc', 'batchnorm.cc', 'kernels.cc'))
+SOURCES = tuple(_HERE / name for name in ('conv.cc', 'spatial_mean.cc', 'elementwise.cc', 'batchnorm.cc', 'optim.cc',
+                                                 'kernels.cc'))
 HEADERS = (_HERE / 'kernels.h', )
-# -fno-math-errno lets GCC vectorise expf (glibc libmvec) in the SiLU kernels.
-CXX_FLAGS: List[str] = ['-O3', '-march=native', '-fopenmp-simd', '-pthread', '-fno-math-errno', '-shared', '-fPIC', '-std=c++17']
+# OpenMP only for `omp simd` (threads come from kernels.h's pool); -fno-math-errno lets GCC vectorise expf (glibc
+# libmvec) in the SiLU kernels.
+CXX_FLAGS: List[str] = ['-O3', '-march=native', '-fopenmp-simd', '-pthread', '-fno-math-errno', '-shared', '-fPIC',
+                        '-std=c++17']
 #: File name prefix of the compiled library: ``effnet_kernels-<hash>.so``.
 LIBRARY_PREFIX = 'effnet_kernels'
 #: Directory of compiled kernels (default: ``$XDG_CACHE_HOME/effnet_mm/kernels`` or ``~/.cache/effnet_mm/kernels``).
