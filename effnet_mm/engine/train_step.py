@@ -6,6 +6,8 @@ from typing import Callable, Optional, Tuple
 import mindspore as ms
 from mindspore import Tensor, amp, nn, ops
 
+from effnet_mm.ops.optim import make_grad_clipper
+
 
 class LossCell(nn.Cell):
     """``model.loss(inputs, labels)`` as a cell, so AMP can wrap it and ``value_and_grad`` can differentiate it."""
@@ -67,6 +69,7 @@ def make_train_step(loss_cell: nn.Cell,
         return loss, loss
 
     grad_fn = ms.value_and_grad(forward, None, optimizer.parameters, has_aux=True)
+    clip = make_grad_clipper(max_norm) if max_norm is not None else None
     # In data-parallel training the logged loss is the global-batch mean, comparable with a single-process run.
     loss_all_reduce = ops.AllReduce() if grad_reducer is not None else None
     world_size = 1.0
@@ -86,8 +89,8 @@ def make_train_step(loss_cell: nn.Cell,
             grads = loss_scaler.unscale(grads)
             finite = amp.all_finite(grads)
             loss_scaler.adjust(finite)
-        if max_norm is not None:
-            grads = ops.clip_by_global_norm(grads, max_norm)
+        if clip is not None:
+            grads = clip(grads)
         if finite:
             optimizer(grads)
         return loss, finite
