@@ -200,9 +200,40 @@ int clip_global_norm(int nparam, void **params, int *ndims, int64_t **shapes, co
   return kOk;
 }
 
+// (decay (1,), shadow_1 ... shadow_P, param_1 ... param_P) -> (1,): shadow = decay * shadow + (1 - decay) * param,
+// in place (the exponential moving average of the weights, TF's ExponentialMovingAverage).
+int ema_update(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
+  if (nparam < 4 || (nparam - 2) % 2 != 0) return kBadArgs;
+  if (!all_float32(nparam, dtypes)) return kBadDtype;
+  const int count = (nparam - 2) / 2;
+  if (numel(ndims[0], shapes[0]) != 1 || numel(ndims[nparam - 1], shapes[nparam - 1]) != 1) return kBadShape;
+  std::vector<int64_t> sizes(count);
+  int64_t total = 0;
+  for (int t = 0; t < count; ++t) {
+    sizes[t] = numel(ndims[1 + t], shapes[1 + t]);
+    if (numel(ndims[1 + count + t], shapes[1 + count + t]) != sizes[t]) return kBadShape;
+    total += sizes[t];
+  }
+  const float decay = *static_cast<const float *>(params[0]);
+  const std::vector<Piece> work = pieces(sizes.data(), count);
+  effnet::parallel_for(static_cast<int64_t>(work.size()), 1, effnet::threads_for(3 * total),
+                       [&](int64_t begin, int64_t end) {
+                         for (int64_t i = begin; i < end; ++i) {
+                           float *shadow = static_cast<float *>(params[1 + work[i].tensor]);
+                           const float *param = static_cast<const float *>(params[1 + count + work[i].tensor]);
+#pragma omp simd
+                           for (int64_t j = work[i].begin; j < work[i].end; ++j)
+                             shadow[j] = shadow[j] * decay + param[j] * (1.0f - decay);
+                         }
+                       });
+  *static_cast<float *>(params[nparam - 1]) = 1.0f;
+  return kOk;
+}
+
 }  // namespace
 
 EFFNET_KERNEL(effnet_sgd_step, sgd_step(nparam, params, ndims, shapes, dtypes))
 EFFNET_KERNEL(effnet_rmsprop_step, rmsprop_step(nparam, params, ndims, shapes, dtypes))
 EFFNET_KERNEL(effnet_adamw_step, adamw_step(nparam, params, ndims, shapes, dtypes))
 EFFNET_KERNEL(effnet_clip_global_norm, clip_global_norm(nparam, params, ndims, shapes, dtypes))
+EFFNET_KERNEL(effnet_ema_update, ema_update(nparam, params, ndims, shapes, dtypes))

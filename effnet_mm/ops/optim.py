@@ -42,6 +42,15 @@ def optimizer_step_op(kind: str) -> ops.Custom:
 
 
 @functools.cache
+def ema_update_op() -> ops.Custom:
+    """The in-place ``(decay (1,), *shadows, *params) -> (1,)``: ``shadow = decay * shadow + (1 - decay) * param``
+    for every pair, in one kernel (``side_effect_mem`` like :func:`optimizer_step_op`)."""
+    op = aot_op('effnet_ema_update', out_shape=_one, out_dtype=_first)
+    op.add_prim_attr('side_effect_mem', True)
+    return op
+
+
+@functools.cache
 def _clip_op() -> ops.Custom:
     def out_shape(max_norm, *shapes):
         return tuple(shapes)

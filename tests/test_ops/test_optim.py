@@ -104,3 +104,23 @@ def test_clip_by_global_norm_matches_mindspore(max_norm):
 
     for got, want in zip(ms.jit(fused)(*grads), ms.jit(reference)(*grads)):
         np.testing.assert_allclose(got.asnumpy(), want.asnumpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_fused_ema_update_matches_mindspore_ops():
+    from effnet_mm.engine.ema import EMAWeights
+
+    results = []
+    for fused in (True, False):
+        net = _net()
+        ema = EMAWeights(net)
+        assert ema.fused
+        ema.fused = fused  # compile-time switch: the second EMA runs MindSpore's per-parameter ops
+        rng = np.random.default_rng(3)
+        update = ms.jit(ema.construct)
+        for decay in (0.5, 0.9):
+            for p in net.get_parameters():
+                p.set_data(Tensor(rng.standard_normal(p.shape).astype(np.float32)))
+            update(Tensor(decay, ms.float32))
+        results.append([s.asnumpy().copy() for s in ema.shadow])
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
