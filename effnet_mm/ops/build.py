@@ -24,9 +24,11 @@ SOURCES = tuple(_HERE / name for name in ('conv.cc', 'spatial_mean.cc', 'element
                                                  'kernels.cc'))
 HEADERS = (_HERE / 'kernels.h', )
 # OpenMP only for `omp simd` (threads come from kernels.h's pool); -fno-math-errno lets GCC vectorise expf (glibc
-# libmvec) in the SiLU kernels.
-CXX_FLAGS: List[str] = ['-O3', '-march=native', '-fopenmp-simd', '-pthread', '-fno-math-errno', '-shared', '-fPIC',
-                        '-std=c++17']
+# libmvec) in the SiLU kernels.  The -march flag comes from MARCH_ENV.
+CXX_FLAGS: List[str] = ['-O3', '-fopenmp-simd', '-pthread', '-fno-math-errno', '-shared', '-fPIC', '-std=c++17']
+#: Target CPU of the build (``-march=``; default ``native``).  E.g. ``x86-64-v3`` builds the AVX2 code on an
+#: AVX-512 machine (portable to AVX2-only nodes, and how the tests check that path).
+MARCH_ENV = 'EFFNET_MM_MARCH'
 #: File name prefix of the compiled library: ``effnet_kernels-<hash>.so``.
 LIBRARY_PREFIX = 'effnet_kernels'
 #: Directory of compiled kernels (default: ``$XDG_CACHE_HOME/effnet_mm/kernels`` or ``~/.cache/effnet_mm/kernels``).
@@ -85,7 +87,8 @@ def library_path(compiler: Optional[str] = None) -> Path:
     cxx_path = shutil.which(cxx)
     if cxx_path is None:
         raise KernelBuildError(f'C++ compiler {cxx!r} not found')
-    parts = [*(src.read_bytes() for src in SOURCES + HEADERS), cxx_path.encode(), ' '.join(CXX_FLAGS).encode(),
+    flags = [*CXX_FLAGS, f'-march={os.environ.get(MARCH_ENV) or "native"}']
+    parts = [*(src.read_bytes() for src in SOURCES + HEADERS), cxx_path.encode(), ' '.join(flags).encode(),
              _cpu_flags().encode()]
     key = hashlib.sha256(b'\0'.join(parts)).hexdigest()[:16]
     target = cache_dir() / f'{LIBRARY_PREFIX}-{key}.so'
@@ -94,7 +97,7 @@ def library_path(compiler: Optional[str] = None) -> Path:
         return target
     try:
         with atomic_write(str(target)) as tmp:
-            proc = subprocess.run([cxx_path, *CXX_FLAGS, f'-I{_HERE}', '-o', tmp, *map(str, SOURCES)],
+            proc = subprocess.run([cxx_path, *flags, f'-I{_HERE}', '-o', tmp, *map(str, SOURCES)],
                                   capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 raise KernelBuildError(f'{cxx} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}')
