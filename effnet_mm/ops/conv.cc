@@ -179,6 +179,12 @@ inline float *tap_row(float *buf, const Plane &g, int64_t oh, int64_t kh, int64_
   return buf + ((kw % g.s) * g.hp + oh * g.s + kh) * g.wq + kw / g.s;
 }
 
+// The same with the stride known at compile time (no division in the unrolled tap loops).
+template <int S>
+inline const float *tap_row_s(const float *buf, const Plane &g, int64_t oh, int kh, int kw) {
+  return buf + ((kw % S) * g.hp + oh * S + kh) * g.wq + kw / S;
+}
+
 // y[oh][:] += sum over taps of w[kh][kw] * x_padded[...]; y must be zeroed (or hold a partial sum).
 void plane_fwd_generic(const float *buf, const float *wk, const Plane &g, float *y) {
   for (int64_t oh = 0; oh < g.ho; ++oh) {
@@ -240,7 +246,7 @@ void plane_fwd_t(const float *buf, const float *wk, const Plane &g, float *y) {
     for (int64_t ow0 = 0; ow0 < g.wo; ow0 += kVec) {
       VecF acc = {};
       for (int kh = 0; kh < K; ++kh) {
-        for (int kw = 0; kw < K; ++kw) acc += wk[kh * K + kw] * load_vec(tap_row(buf, g, oh, kh, kw) + ow0);
+        for (int kw = 0; kw < K; ++kw) acc += wk[kh * K + kw] * load_vec(tap_row_s<S>(buf, g, oh, kh, kw) + ow0);
       }
       const int64_t n = g.wo - ow0 < kVec ? g.wo - ow0 : kVec;
       if (n == kVec) {
@@ -256,9 +262,9 @@ void plane_fwd_t(const float *buf, const float *wk, const Plane &g, float *y) {
 inline VecF load_row_chunk(const float *row, int64_t ow0, int64_t wo) {
   const int64_t n = wo - ow0 < kVec ? wo - ow0 : kVec;
   if (n == kVec) return load_vec(row + ow0);
-  VecF d = {};
-  for (int64_t i = 0; i < n; ++i) d[i] = row[ow0 + i];
-  return d;
+  float part[kVec] = {};
+  std::memcpy(part, row + ow0, sizeof(float) * n);
+  return load_vec(part);
 }
 
 // Gather form of the transposed conv: each chunk of the padded gradient buffer sums its K * K / S^2 contributing
@@ -302,7 +308,7 @@ void plane_bwd_w_t(const float *dy, const float *buf, const Plane &g, VecF *acc_
     for (int64_t ow0 = 0; ow0 < g.wo; ow0 += kVec) {
       const VecF d = load_row_chunk(dyr, ow0, g.wo);
       for (int kh = 0; kh < K; ++kh) {
-        for (int kw = 0; kw < K; ++kw) acc[kh * K + kw] += d * load_vec(tap_row(buf, g, oh, kh, kw) + ow0);
+        for (int kw = 0; kw < K; ++kw) acc[kh * K + kw] += d * load_vec(tap_row_s<S>(buf, g, oh, kh, kw) + ow0);
       }
     }
   }
