@@ -91,6 +91,33 @@ def test_forward_and_gradients_match_conv2d(case, padding):
             np.testing.assert_allclose(dw.asnumpy(), dw_ref.asnumpy(), rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize('shape', [(2, 6, 5, 29, 28), (3, 5, 9, 7, 7), (2, 8, 4, 1, 1)], ids=str)
+def test_pointwise_conv_gradients_match_conv2d(shape):
+    """1x1 convs: MindSpore's forward, the transposed-conv input gradient and the weight gradient (kernel from 28 x 28
+    pixels up, MindSpore's below), over repeated jit calls."""
+    n, ci, co, h, w = shape
+    rng = np.random.default_rng(sum(shape))
+    conv, ref = Conv2dSame(ci, co, 1), Conv2dSame(ci, co, 1)
+    assert conv.use_kernel and conv.kernel_kind == 'pointwise' and not ref.enable_kernel(False)
+    ref.weight.set_data(conv.weight.data.copy())
+    x = ms.Tensor(rng.standard_normal((n, ci, h, w)).astype(np.float32))
+    gy = ms.Tensor(rng.standard_normal((n, co, h, w)).astype(np.float32))
+
+    def loss(a):
+        return (conv(a) * gy).sum()
+
+    def ref_loss(a):
+        return (ref(a) * gy).sum()
+
+    want = ms.value_and_grad(ref_loss, 0, ref.weight)(x)
+    np.testing.assert_allclose(conv(x).asnumpy(), ref(x).asnumpy(), rtol=1e-5, atol=1e-5)
+    step = ms.jit(ms.value_and_grad(loss, 0, conv.weight))
+    for _ in range(CALLS):
+        _, (dx, dw) = step(x)
+        np.testing.assert_allclose(dx.asnumpy(), want[1][0].asnumpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(dw.asnumpy(), want[1][1].asnumpy(), rtol=1e-4, atol=1e-4)
+
+
 def test_gradients_match_finite_differences():
     """Independent of MindSpore's own conv: central differences in float64 on a tiny stride-2 depthwise case."""
     rng = np.random.default_rng(0)
@@ -125,7 +152,8 @@ def test_conv2dsame_picks_the_kernel_and_can_switch_back():
     dw = Conv2dSame(16, 16, 5, stride=2, groups=16)
     stem = Conv2dSame(3, 8, 3, stride=2)
     pw = Conv2dSame(16, 8, 1, bias=True)
-    assert dw.use_kernel and stem.use_kernel and not pw.use_kernel
+    strided = Conv2dSame(16, 8, 1, stride=2)
+    assert dw.use_kernel and stem.use_kernel and pw.use_kernel and not strided.use_kernel
     symmetric = [Conv2dSame(16, 16, k, stride=s, groups=16, padding='symmetric') for k, s in ((3, 1), (3, 2), (4, 1))]
     assert [c.use_kernel for c in symmetric] == [True, True, True]
     assert [c.kernel_padding for c in symmetric] == ['same', 'symmetric', 'symmetric']  # k3 s1: identical to SAME

@@ -8,7 +8,7 @@ import mindspore as ms
 from mindspore import Parameter, nn, ops
 from mindspore.common.initializer import Normal, Zero, initializer
 
-from effnet_mm.ops.conv import Float32Conv, supported_conv
+from effnet_mm.ops.conv import Float32Conv, PointwiseConv, supported_conv
 from effnet_mm.ops.kernel_cell import KernelSwitch
 from effnet_mm.registry import MODELS
 from effnet_mm.variants import PADDINGS
@@ -33,7 +33,8 @@ class Conv2dSame(KernelSwitch, nn.Cell):
     checkpoints do not depend on how the convolution is computed.
 
     **Computation.** On CPU, k x k depthwise and dense convs (stride 1/2) run on effnet_mm's C++ kernels
-    (:mod:`effnet_mm.ops`; MindSpore would use oneDNN's reference kernel, 50-140x slower); everything else, other
+    (:mod:`effnet_mm.ops`; MindSpore would use oneDNN's reference kernel, 50-140x slower), and 1x1 convs keep
+    MindSpore's forward with a faster backward (:class:`effnet_mm.ops.conv.PointwiseConv`); other groupings, other
     devices, and layers switched off with :meth:`enable_kernel` or :func:`effnet_mm.ops.set_kernels` (needed before
     MindIR/ONNX export) use MindSpore's ``Conv2D``.  Both give the same results to float32 rounding (the kernels
     compute in float32 also under mixed precision).
@@ -100,7 +101,9 @@ class Conv2dSame(KernelSwitch, nn.Cell):
     def kernel_applies(self) -> bool:
         return self.kernel_kind is not None
 
-    def make_kernel(self) -> Float32Conv:
+    def make_kernel(self) -> nn.Cell:
+        if self.kernel_kind == 'pointwise':
+            return PointwiseConv(self.in_channels, self.out_channels)
         return Float32Conv(self.kernel_kind, self.stride, self.kernel_padding)
 
     def construct(self, x):
