@@ -39,25 +39,6 @@ bool is_pair(const int *ndims, int64_t **shapes, int idx, int64_t c) {
   return ndims[idx] == 2 && shapes[idx][0] == 2 && shapes[idx][1] == c;
 }
 
-// Two sums over one plane in one pass, in float blocks of 1024 (vectorised) accumulated in double:
-// term(i, &u, &v) gives the i-th summands.
-template <typename F>
-void plane_sums(int64_t size, F term, double *first, double *second) {
-  for (int64_t s = 0; s < size; s += 1024) {
-    const int64_t e = s + 1024 < size ? s + 1024 : size;
-    float part1 = 0.0f, part2 = 0.0f;
-#pragma omp simd reduction(+ : part1, part2)
-    for (int64_t i = s; i < e; ++i) {
-      float u, v;
-      term(i, u, v);
-      part1 += u;
-      part2 += v;
-    }
-    *first += part1;
-    *second += part2;
-  }
-}
-
 // Per-channel constants of y = act(x * scale + shift): scale = gamma * rstd, shift = beta - mean * scale.
 struct Channel {
   float mean, rstd, scale, shift;
@@ -118,10 +99,18 @@ int bn_stats(int nparam, void **params, int *ndims, int64_t **shapes, const char
       double s1 = 0.0, s2 = 0.0;
       for (int64_t b = 0; b < n; ++b) {
         const float *v = x + (b * c + ch) * size;
-        plane_sums(size, [&](int64_t i, float &u, float &w) {
-          u = v[i] - k;
-          w = u * u;
-        }, &s1, &s2);
+        for (int64_t s = 0; s < size; s += 1024) {
+          const int64_t e = s + 1024 < size ? s + 1024 : size;
+          float part1 = 0.0f, part2 = 0.0f;
+#pragma omp simd reduction(+ : part1, part2)
+          for (int64_t i = s; i < e; ++i) {
+            const float u = v[i] - k;
+            part1 += u;
+            part2 += u * u;
+          }
+          s1 += part1;
+          s2 += part2;
+        }
       }
       const double m = count > 0 ? s1 / count : 0.0;
       const double var = count > 0 ? s2 / count - m * m : 0.0;
