@@ -44,6 +44,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--rounds', type=int, default=2, help='alternating rounds (the median is reported)')
     parser.add_argument('--mode', choices=('infer', 'train', 'both'), default='both')
     parser.add_argument('--no-kernels', action='store_true', help='effnet_mm on MindSpore ops only')
+    parser.add_argument('--ms-threads', type=int, default=None,
+                        help='threads of MindSpore\'s own CPU ops (op_tuning.threads_num; default: MindSpore\'s)')
     parser.add_argument('--peers', nargs='*', default=list(PEERS), choices=PEERS,
                         help='PyTorch formulations to compare with (none: effnet_mm alone)')
     parser.add_argument('--torch-python', default=sys.executable, help='Python interpreter that has torch and timm')
@@ -74,6 +76,9 @@ class EffnetRunner:
         import mindspore as ms
         import numpy as np
         from mindspore import nn
+
+        if args.ms_threads:
+            ms.device_context.cpu.op_tuning.threads_num(args.ms_threads)
 
         from effnet_mm.registry import MODELS
         from effnet_mm.variants import get_variant
@@ -219,7 +224,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         return
     modes = MODES if args.mode == 'both' else (args.mode, )
     print(f'{args.arch} {args.img_size}px batch {args.batch_size} fp32, {os.cpu_count()} CPUs, {args.rounds} rounds '
-          f'x {args.steps} steps, alternating; PyTorch with {args.torch_threads} threads', flush=True)
+          f'x {args.steps} steps, alternating; PyTorch with {args.torch_threads} threads; MindSpore op threads '
+          f'{args.ms_threads or "default"}', flush=True)
     ours = EffnetRunner(args)
     from effnet_mm.ops import kernels_unavailable_reason
 
