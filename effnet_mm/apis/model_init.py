@@ -228,7 +228,21 @@ def _set_device(device: str) -> None:
         ms.set_device(target)
 
 
-def init_model(config: ConfigLike,
+def config_from_checkpoint(checkpoint: str) -> Config:
+    """The config a checkpoint carries in its metadata (``cfg``, as converted and mmengine checkpoints store it).
+
+    Raises:
+        ValueError: the checkpoint has no stored config.
+    """
+    from effnet_mm.utils import load_checkpoint
+
+    text = load_checkpoint(checkpoint)[1].get('cfg')
+    if not text:
+        raise ValueError(f'{checkpoint} carries no config (metadata "cfg"); pass the config file as well')
+    return Config.fromstring(text, '.py')
+
+
+def init_model(config: Optional[ConfigLike] = None,
                checkpoint: Optional[str] = None,
                device: str = 'CPU',
                cfg_options: Optional[Mapping[str, object]] = None,
@@ -241,16 +255,22 @@ def init_model(config: ConfigLike,
     Example::
 
         model = init_model('configs/efficientnet/efficientnet-b0_8xb32_in1k.py', 'work_dirs/b0.ckpt')
+        model = init_model(checkpoint='checkpoints/b0_from_timm.ckpt')  # config stored by tools/convert_weights.py
         logits = model(Tensor(batch_uint8_nchw_bgr))
 
     Args:
-        config: config file path or :class:`~mmengine.config.Config`.
+        config: config file path or :class:`~mmengine.config.Config`; None takes the config stored in the checkpoint
+            (converted checkpoints carry one, see :func:`config_from_checkpoint`).
         checkpoint: weights (``.ckpt``); None keeps the random initialisation.
         device: ``'CPU'``, ``'GPU'`` or ``'Ascend'``, optionally with ``':<id>'``.
         cfg_options: config overrides, e.g. ``{'model.head.num_classes': 10}``.
         online: load the raw training weights of an ``EMAHook`` run instead of the averages, see
             :func:`load_model_weights`.
     """
+    if config is None:
+        if checkpoint is None:
+            raise ValueError('init_model needs a config, a checkpoint that carries one, or both')
+        config = config_from_checkpoint(checkpoint)
     cfg = load_config(config, cfg_options)
     _set_device(device)
     model = build_classifier(cfg)
