@@ -15,7 +15,7 @@ import re
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from .tf_names import TF_NUM_CLASSES, build_reference_model
 from .tf_reader import TensorReader, TFCheckpointReader
 from .tf_source import ARCHIVE_SUFFIXES, STATE_FILE, resolve_checkpoint
 from .torch_reader import TorchStateDictReader, is_torch_file
+
+if TYPE_CHECKING:
+    from mindspore import nn
 
 logger = logging.getLogger(__name__)
 
@@ -219,7 +222,8 @@ def plan_family_conversion(shapes: Mapping[str, Tuple[int, ...]],
                            family: Family,
                            arch: Optional[str] = None,
                            num_classes: Optional[int] = None,
-                           source: str = 'checkpoint') -> ConversionPlan:
+                           source: str = 'checkpoint',
+                           model: Optional[nn.Cell] = None) -> ConversionPlan:
     """Decide and validate a conversion from a non-TF family's tensor shapes alone.
 
     Args:
@@ -228,6 +232,7 @@ def plan_family_conversion(shapes: Mapping[str, Tuple[int, ...]],
         arch: the expected variant (None: detected from the head width and the number of blocks).
         num_classes: None keeps the checkpoint's classifier; another count than the checkpoint's leaves it out.
         source: how messages name the checkpoint.
+        model: the rebuilt target model (built when None; must be of the checkpoint's variant and classes).
 
     Raises:
         ConversionError: wrong variant, or any parameter without a tensor, any tensor left unaccounted for, or any
@@ -246,7 +251,7 @@ def plan_family_conversion(shapes: Mapping[str, Tuple[int, ...]],
     classes = checkpoint_classes if num_classes is None else num_classes
     if classes is None or classes <= 0:
         raise ConversionError(f'{source}: no classifier {family.classifier}.bias; pass a positive num_classes')
-    model = build_reference_model(variant.name, classes)
+    model = build_reference_model(variant.name, classes) if model is None else model
     unused = family.unused_by_source(names, block_sites(model))
     plan = ConversionPlan(arch=variant.name, scope='', use_ema=False, tensors=[], ignored=ignored, unused=unused,
                           num_classes=classes)
