@@ -84,7 +84,8 @@ def save_safetensors(tensors: Mapping[str, np.ndarray], path: str, metadata: Opt
     from effnet_mm.utils.fileio import atomic_write
 
     safetensors = import_safetensors()
-    arrays = {name: np.ascontiguousarray(value) for name, value in tensors.items()}
+    # np.require keeps 0-d arrays 0-d (ascontiguousarray makes them 1-d; timm's counters are 0-d)
+    arrays = {name: np.require(value, requirements='C') for name, value in tensors.items()}
     with atomic_write(path, overwrite=overwrite) as tmp:
         safetensors.numpy.save_file(arrays, tmp, metadata=dict(metadata) if metadata else None)
     return path
