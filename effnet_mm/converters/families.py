@@ -5,20 +5,15 @@ is *derived* from the rebuilt effnet_mm model, never tabulated per variant: each
 :class:`BlockSite` (its global index, its TF stage and position in the stage, whether it expands), and a family
 names the stem, every block site, the head and the classifier.
 
-=============  ===========================================================  ====================================
-family         names (block of TF stage ``s``, position ``b``)              source
-=============  ===========================================================  ====================================
-``timm``       ``conv_stem``, ``bn1``, ``blocks.{s}.{b}.{conv_pw,bn1,conv_dw,   timm ``efficientnet_bX`` and
-               bn2,se.conv_reduce,se.conv_expand,conv_pwl,bn3}``,           ``tf_efficientnet_bX``
-               ``conv_head``, ``bn2``, ``classifier``
-``mmpretrain`` ``backbone.layers.{g}.{j}.{expand_conv,depthwise_conv,        mmpretrain / mmcls model zoo
-               se.conv1,se.conv2,linear_conv}.{conv,bn}``, ``head.fc``     (converted TF weights)
-``mindcv``     ``features.{3+s}.{b}.block.{j}``, ``features.{0,1,10,11}``,  MindCV ``efficientnet_bX``
-               ``mlp_head``
-``msmodels``   ``stem.{0,1}``, ``blocks.{s}.layers.{b}.{expand_conv,         MindSpore model zoo
-               depth_wise_conv,se.se.{1,3},project_conv}``, ``head.{0,1,6}``  ``official/cv/Efficientnet``
-``effnet_mm``  effnet_mm's own names                                         effnet_mm checkpoints (export)
-=============  ===========================================================  ====================================
+- ``timm``: ``conv_stem``, ``bn1``, ``blocks.{s}.{b}.{conv_pw,bn1,conv_dw,bn2,se.conv_reduce,se.conv_expand,conv_pwl,
+  bn3}`` (block ``b`` of TF stage ``s``), ``conv_head``, ``bn2``, ``classifier`` (``efficientnet_bX`` and
+  ``tf_efficientnet_bX``);
+- ``mmpretrain``: ``backbone.layers.{g}.{j}.{expand_conv,depthwise_conv,se.conv1,se.conv2,linear_conv}.{conv,bn}``,
+  ``head.fc`` (TF weights converted by mmpretrain / mmcls; PyTorch BN names);
+- ``mindcv``: ``features.{3+s}.{b}.block.{j}``, ``features.{0,1,10,11}``, ``mlp_head``;
+- ``msmodels``: ``stem.{0,1}``, ``blocks.{s}.layers.{b}.{expand_conv,depth_wise_conv,se.se.{1,3},project_conv}``,
+  ``head.{0,1,6}`` (MindSpore model zoo ``official/cv/Efficientnet``);
+- ``effnet_mm``: effnet_mm's own names (the source of ``--to timm``).
 """
 from __future__ import annotations
 
