@@ -482,8 +482,9 @@ def convert_weights(src: str,
         cfg_text, zoo = model_config(template, variant, options, preprocessing, classes)
     result = ConversionResult(
         path=dst, source=os.path.abspath(src), source_format=opened.format, family=family_name,
-        source_arch=source_arch, arch=variant.name, options=options, weights=plan.weights if family_name == 'tf'
-        else 'raw', num_tensors=len(params), num_params=int(sum(v.size for v in params.values())),
+        source_arch=source_arch, arch=variant.name, options=options,
+        weights=plan.weights if family_name == 'tf' else 'as stored', num_tensors=len(params),
+        num_params=int(sum(v.size for v in params.values())),
         classifier_included=not plan.omitted, sha256='', ignored=list(opened.ignored) + list(plan.ignored),
         unused=list(plan.unused), config=zoo, preprocessing=preprocessing, to=to, cfg_text=cfg_text)
     if to == 'timm':
@@ -502,7 +503,6 @@ def convert_weights(src: str,
         'bn_momentum': options.bn_momentum,
         'num_classes': plan.num_classes if plan.num_classes is not None else 'none (classifier left out)',
         'weights': result.weights,
-        'ema': result.weights != 'raw',
         'config': zoo or '',
         CFG_KEY: cfg_text,
         'converter': 'effnet_mm.converters.convert_weights',
@@ -510,6 +510,7 @@ def convert_weights(src: str,
         'effnet_mm_version': __version__,
     }
     if opened.tf_prefix is not None:
+        meta['ema'] = result.weights != 'raw'
         meta['tf_scope'] = variant.tf_scope
         in_archive = os.path.commonpath([os.path.abspath(opened.tf_prefix), os.path.abspath(scratch)]) == \
             os.path.abspath(scratch)

@@ -197,3 +197,11 @@ def test_tf_alias_refuses_other_sources(tmp_path, capsys):
     shutil.copy(ZIP_PTH, target)
     assert alias.main([str(target), str(tmp_path / 'x.ckpt')]) == 1
     assert 'error: ' in capsys.readouterr().err
+
+
+def test_init_model_without_config_needs_a_stored_one(tmp_path):
+    from effnet_mm.apis import init_model
+    from effnet_mm.utils import save_checkpoint
+    path = save_checkpoint({'x': np.zeros(1, np.float32)}, str(tmp_path / 'bare.ckpt'))
+    with pytest.raises(ValueError, match='carries no config'):
+        init_model(checkpoint=path)
