@@ -60,14 +60,14 @@ def config_from_checkpoint(checkpoint: str) -> Config:
     """The config stored in a checkpoint's metadata (training checkpoints and converted weights carry one).
 
     Raises:
-        KeyError: the checkpoint has no stored config.
+        ValueError: the checkpoint carries no config.
     """
     from effnet_mm.utils import load_checkpoint
 
     _, meta = load_checkpoint(checkpoint)
     text = meta.get(CFG_META_KEY)
     if not text:
-        raise KeyError(f'{checkpoint} stores no config (metadata key {CFG_META_KEY!r}); pass the config file too')
+        raise ValueError(f'{checkpoint} carries no config (metadata {CFG_META_KEY!r}); pass the config file as well')
     return Config.fromstring(text, file_format='.py')
 
 
