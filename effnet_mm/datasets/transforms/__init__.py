@@ -7,8 +7,9 @@ from .compose import Compose
 from .formatting import PackInputs
 from .loading import CorruptImageError, LoadImageFromFile, imread
 from .processing import EfficientNetCenterCrop, EfficientNetRandomCrop, RandomFlip, center_crop_box
+from .random_erasing import RandomErasing
 
 __all__ = [
     'AutoAugment', 'RandAugment', 'Compose', 'PackInputs', 'CorruptImageError', 'LoadImageFromFile', 'imread',
-    'EfficientNetCenterCrop', 'EfficientNetRandomCrop', 'RandomFlip', 'center_crop_box'
+    'EfficientNetCenterCrop', 'EfficientNetRandomCrop', 'RandomFlip', 'center_crop_box', 'RandomErasing'
 ]
