@@ -97,11 +97,10 @@ def _dataset_cfg(cfg: Config) -> Optional[Mapping]:
 
 def class_names_from_cfg(cfg: Config) -> Optional[Tuple[str, ...]]:
     """Class names the config declares: ``dataset.metainfo.classes`` or ``dataset.classes`` of the test (else val)
-    dataloader, as a list or a text file with one name per line; None when it declares none.
-
-    ImageNet's 1000 class names are not shipped with effnet_mm (nothing is downloaded), so ImageNet configs give
-    None and predictions are named by their index (``'281'``).
+    dataloader, as a list or a text file with one name per line; else the defaults of the dataset type
+    (``ImageNet``: the 1000 ImageNet-1k names, ``DemoDataset``: its 10 classes); None when there are none.
     """
+    from effnet_mm.datasets import default_metainfo
     from effnet_mm.datasets.base_dataset import read_classes
 
     dataset = _dataset_cfg(cfg)
@@ -112,7 +111,8 @@ def class_names_from_cfg(cfg: Config) -> Optional[Tuple[str, ...]]:
     if classes is None:
         classes = dataset.get('classes')
     if classes is None:
-        return None
+        defaults = default_metainfo(dataset.get('type')).get('classes')
+        return None if defaults is None else tuple(defaults)
     return read_classes(classes if isinstance(classes, str) else list(classes))
 
 
