@@ -1,4 +1,7 @@
 """Evaluation metrics; importing this package registers them in ``effnet_mm.registry.METRICS``."""
 from .accuracy import Accuracy
+from .base import BaseMetric
+from .dump_results import DumpResults
+from .single_label import ConfusionMatrix, SingleLabelMetric
 
-__all__ = ['Accuracy']
+__all__ = ['Accuracy', 'BaseMetric', 'ConfusionMatrix', 'DumpResults', 'SingleLabelMetric']
