@@ -171,6 +171,7 @@ class Runner:
         self.lr_schedule: Optional[LRSchedule] = None
         self._eval_step = None
         self._weights_loaded = False
+        self.test_metrics: list = []
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -517,7 +518,11 @@ class Runner:
         self.model.set_train(False)
         if self._eval_step is None:
             self._eval_step = make_eval_step(self.model)
+        dataset = getattr(loader, 'dataset', None)
         for metric in metrics:
+            if hasattr(metric, 'dataset'):
+                # mmengine hands metrics the dataset's metainfo (evaluator.dataset_meta); ours also read its samples.
+                metric.dataset = dataset
             metric.reset()
         progress = ProgressBar(len(loader)) if self.rank == 0 and len(loader) else None
         batch_size = None
@@ -560,5 +565,6 @@ class Runner:
             self.load_weights(self.load_from)
         if self._test_loader is None:
             self._test_loader = _build_loader(self._test_loader_cfg, self.seed, 'test_dataloader')
-        metrics = self._evaluator(self.test_evaluator_cfg, 'test_evaluator')
-        return self._evaluate(self._test_loader, metrics, 'test')
+        # Kept on the runner so callers can read what a metric gathered (tools/test.py --out reads DumpResults).
+        self.test_metrics = self._evaluator(self.test_evaluator_cfg, 'test_evaluator')
+        return self._evaluate(self._test_loader, self.test_metrics, 'test')
