@@ -27,6 +27,12 @@ CROP_PADDING = 32
 BN_EPS = 1e-3
 #: MindSpore keeps ``momentum`` of the old moving statistic, like TF's ``decay``.
 BN_MOMENTUM = 0.99
+#: The TF network's normalisation as an mmpretrain ``norm_cfg``: ``momentum`` there is PyTorch's convention, the
+#: weight of the new batch statistic (``1 - decay``).
+NORM_CFG = {'type': 'BN', 'eps': BN_EPS, 'momentum': 0.01}
+#: Conv padding styles: TF's static "SAME" (every TF-trained checkpoint) and PyTorch's symmetric ``k // 2`` (timm's
+#: own ``efficientnet_*`` trainings).
+PADDINGS = ('same', 'symmetric')
 CHANNEL_DIVISOR = 8
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280

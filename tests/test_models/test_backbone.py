@@ -186,3 +186,38 @@ def test_norm_eval_keeps_bn_statistics_but_trains_affine():
     assert stats and all(np.array_equal(before[n], after[n]) for n in stats)
     gammas = [n for n in before if n.endswith('bn.gamma')]
     assert any(not np.array_equal(before[n], after[n]) for n in gammas)
+
+
+def test_norm_cfg_and_padding_reach_every_layer():
+    """``norm_cfg`` (mmpretrain momentum convention) and ``padding`` configure every BN and k x k conv."""
+    from effnet_mm.models.layers import Conv2dSame
+
+    backbone = EfficientNet('b0', norm_cfg=dict(type='BN', eps=1e-5, momentum=0.1), padding='symmetric')
+    norms = [c for _, c in backbone.cells_and_names() if isinstance(c, nn.BatchNorm2d)]
+    assert len(norms) == 49
+    assert {n.eps for n in norms} == {1e-5}
+    # MindSpore stores the weight of the new batch statistic (its constructor takes the kept fraction).
+    assert {round(float(n.momentum), 6) for n in norms} == {0.1}
+    convs = [c for _, c in backbone.cells_and_names() if isinstance(c, Conv2dSame)]
+    assert {c.padding for c in convs if c.kernel_size > 1} == {'symmetric'}  # 1x1 convs never pad
+    default = EfficientNet('b0')
+    assert {(n.eps, round(float(n.momentum), 6)) for _, n in default.cells_and_names()
+            if isinstance(n, nn.BatchNorm2d)} == {(1e-3, 0.01)}
+
+
+@pytest.mark.parametrize('norm_cfg, message', [
+    (dict(type='GN'), "norm_cfg.type must be one of .*got 'GN'"),
+    (dict(type='BN', epsilon=1e-3), r"norm_cfg: unknown keys \['epsilon'\]"),
+    (dict(type='BN', momentum=0.99 + 0.02), r'norm_cfg.momentum .* must be in \(0, 1\)'),
+])
+def test_bad_norm_cfg_is_reported(norm_cfg, message):
+    with pytest.raises(ValueError, match=message):
+        EfficientNet('b0', norm_cfg=norm_cfg)
+
+
+def test_deprecated_bn_arguments_still_work():
+    from effnet_mm.models.layers import ConvBNAct
+
+    with pytest.warns(DeprecationWarning, match='bn_eps/bn_momentum are deprecated'):
+        layer = ConvBNAct(3, 8, 3, bn_eps=1e-5, bn_momentum=0.9)
+    assert layer.bn.eps == 1e-5 and round(float(layer.bn.momentum), 6) == 0.1

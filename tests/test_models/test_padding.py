@@ -52,3 +52,28 @@ def test_symmetric_padding_would_differ():
     x = ms.Tensor(np.random.default_rng(1).standard_normal((1, 3, 8, 8)).astype(np.float32))
     symmetric = ops.Conv2D(out_channel=4, kernel_size=3, pad_mode='pad', pad=1, stride=2)(x, conv.weight)
     assert np.abs(symmetric.asnumpy() - conv(x).asnumpy()).max() > 1e-2
+
+
+@pytest.mark.parametrize('kernel_size', [3, 5])
+@pytest.mark.parametrize('stride', [1, 2])
+@pytest.mark.parametrize('size', [(8, 8), (9, 9), (10, 7)])
+@pytest.mark.parametrize('depthwise', [True, False])
+def test_symmetric_padding_matches_pytorch_rule(kernel_size, stride, size, depthwise):
+    """``padding="symmetric"``: ``k // 2`` zeros on every side, then VALID (PyTorch, timm ``efficientnet_*``)."""
+    ms.set_seed(0)
+    channels = 6
+    conv = Conv2dSame(channels, channels, kernel_size, stride=stride, groups=channels if depthwise else 1,
+                      padding='symmetric')
+    x = ms.Tensor(np.random.default_rng(0).standard_normal((2, channels, *size)).astype(np.float32))
+    p = kernel_size // 2
+    padded = ops.Pad(((0, 0), (0, 0), (p, p), (p, p)))(x)
+    expected = ops.Conv2D(out_channel=channels, kernel_size=kernel_size, pad_mode='valid', stride=stride,
+                          group=conv.groups)(padded, conv.weight).asnumpy()
+    np.testing.assert_allclose(conv(x).asnumpy(), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ms.jit(conv)(x).asnumpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_padding_style_is_validated_and_shown():
+    with pytest.raises(ValueError, match="padding must be one of .*got 'valid'"):
+        Conv2dSame(3, 3, 3, padding='valid')
+    assert 'padding=symmetric' in repr(Conv2dSame(3, 3, 3, padding='symmetric'))

@@ -23,7 +23,7 @@ def test_failure_keeps_the_previous_file(tmp_path):
         with atomic_write(str(target)) as tmp:
             with open(tmp, 'w') as f:
                 f.write('half')
-            1 / 0
+            raise ZeroDivisionError
     assert target.read_text() == 'old'
     assert os.listdir(tmp_path) == ['out.txt']
 

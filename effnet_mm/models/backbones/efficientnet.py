@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple, Union
+from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
 from mindspore import nn
 
 from effnet_mm.registry import MODELS
 from effnet_mm.variants import Variant, get_variant
 
-from ..layers import ConvBNAct
+from ..layers import ConvBNAct, is_norm_layer
 from .mbconv import MBConv
 
 
@@ -39,9 +39,11 @@ def _stage_groups(variant: Variant) -> List[List[dict]]:
 class EfficientNet(nn.Cell):
     """EfficientNet backbone B0–B8 and L2, numerically equivalent to the TensorFlow reference.
 
-    Built from :data:`effnet_mm.variants.VARIANTS` with TF's rounding rules.  Every conv uses static TF "SAME"
-    padding, BN uses eps 1e-3 / momentum 0.99, activations are swish, and block ``i`` of ``N`` drops its residual
-    branch with probability ``drop_path_rate * i / N`` (TF's survival formula; the first block never drops).
+    Built from :data:`effnet_mm.variants.VARIANTS` with TF's rounding rules.  By default every conv uses static TF
+    "SAME" padding and BN uses eps 1e-3 / decay 0.99 (``norm_cfg=dict(type='BN', eps=1e-3, momentum=0.01)``);
+    ``padding`` and ``norm_cfg`` reproduce networks trained otherwise (timm's ``efficientnet_*``: symmetric padding,
+    eps 1e-5).  Activations are swish, and block ``i`` of ``N`` drops its residual branch with probability
+    ``drop_path_rate * i / N`` (TF's survival formula; the first block never drops).
 
     The cells are grouped like mmpretrain's EfficientNet into seven ``layers``: ``layers.0`` is the stem,
     ``layers.1``–``layers.5`` hold the blocks with output strides 2, 4, 8, 16 and 32, and ``layers.6`` is the 1x1
@@ -59,6 +61,9 @@ class EfficientNet(nn.Cell):
             layers always use (and never update) the moving statistics.
         norm_eval: keep every BN layer on its moving statistics, also in training.
         in_channels: input image channels.
+        norm_cfg: normalisation of every conv, mmpretrain style (``type`` ``'BN'``; ``momentum`` is the weight of the
+            new batch statistic), see :func:`~effnet_mm.models.layers.build_norm_layer`; None is TF's BN.
+        padding: ``'same'`` (TF static SAME, every TF-trained checkpoint) or ``'symmetric'`` (PyTorch ``k // 2``).
     """
 
     num_layers = 7
@@ -69,7 +74,9 @@ class EfficientNet(nn.Cell):
                  out_indices: Union[int, Sequence[int]] = (6, ),
                  frozen_stages: int = 0,
                  norm_eval: bool = False,
-                 in_channels: int = 3) -> None:
+                 in_channels: int = 3,
+                 norm_cfg: Optional[Mapping] = None,
+                 padding: str = 'same') -> None:
         super().__init__()
         self.variant = get_variant(arch)
         self.arch = self.variant.name
@@ -84,15 +91,18 @@ class EfficientNet(nn.Cell):
 
         groups = _stage_groups(self.variant)
         num_blocks = sum(len(g) for g in groups)
-        layers = [ConvBNAct(in_channels, self.variant.stem_channels, 3, stride=2)]
+        self.norm_cfg = dict(norm_cfg) if norm_cfg is not None else None
+        self.padding = padding
+        layers = [ConvBNAct(in_channels, self.variant.stem_channels, 3, stride=2, norm_cfg=norm_cfg, padding=padding)]
         block_idx = 0
         for group in groups:
             blocks = []
             for kwargs in group:
-                blocks.append(MBConv(**kwargs, drop_path_rate=drop_path_rate * block_idx / num_blocks))
+                blocks.append(MBConv(**kwargs, drop_path_rate=drop_path_rate * block_idx / num_blocks,
+                                     norm_cfg=norm_cfg, padding=padding))
                 block_idx += 1
             layers.append(nn.SequentialCell(blocks))
-        layers.append(ConvBNAct(groups[-1][-1]['out_channels'], self.variant.head_channels, 1))
+        layers.append(ConvBNAct(groups[-1][-1]['out_channels'], self.variant.head_channels, 1, norm_cfg=norm_cfg))
         self.layers = nn.CellList(layers)
         self.out_channels = tuple(self._layer_out_channels(groups)[i] for i in self.out_indices)
         self._apply_freeze_and_norm_eval()
@@ -121,7 +131,7 @@ class EfficientNet(nn.Cell):
                     param.requires_grad = False
             if frozen or self.norm_eval:
                 for _, cell in layer.cells_and_names():
-                    if isinstance(cell, nn.BatchNorm2d):
+                    if is_norm_layer(cell):
                         cell.use_batch_statistics = False
 
     def construct(self, x):

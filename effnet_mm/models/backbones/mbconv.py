@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Mapping, Optional
+
 from mindspore import nn
 
 from effnet_mm.registry import MODELS
@@ -28,6 +30,8 @@ class MBConv(nn.Cell):
         expand_ratio: width multiplier of the hidden layer.
         se_ratio: SE bottleneck width relative to ``in_channels`` (0 disables SE).
         drop_path_rate: drop-connect probability of the residual branch.
+        norm_cfg: normalisation of every conv (None: TF's BN, see :func:`~effnet_mm.models.layers.build_norm_layer`).
+        padding: ``'same'`` (TF) or ``'symmetric'`` (PyTorch ``k // 2``) padding of the depthwise conv.
     """
 
     def __init__(self,
@@ -37,7 +41,9 @@ class MBConv(nn.Cell):
                  stride: int,
                  expand_ratio: int,
                  se_ratio: float = 0.25,
-                 drop_path_rate: float = 0.0) -> None:
+                 drop_path_rate: float = 0.0,
+                 norm_cfg: Optional[Mapping] = None,
+                 padding: str = 'same') -> None:
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -45,12 +51,13 @@ class MBConv(nn.Cell):
         self.stride = stride
         self.expand_ratio = expand_ratio
         hidden = in_channels * expand_ratio
-        self.expand_conv = ConvBNAct(in_channels, hidden, 1) if expand_ratio != 1 else None
-        self.depthwise_conv = ConvBNAct(hidden, hidden, kernel_size, stride=stride, groups=hidden)
+        self.expand_conv = ConvBNAct(in_channels, hidden, 1, norm_cfg=norm_cfg) if expand_ratio != 1 else None
+        self.depthwise_conv = ConvBNAct(hidden, hidden, kernel_size, stride=stride, groups=hidden, norm_cfg=norm_cfg,
+                                        padding=padding)
         self.se = None
         if se_ratio > 0:
             self.se = SqueezeExcitation(hidden, max(1, int(in_channels * se_ratio)))
-        self.linear_conv = ConvBNAct(hidden, out_channels, 1, act=False)
+        self.linear_conv = ConvBNAct(hidden, out_channels, 1, act=False, norm_cfg=norm_cfg)
         self.has_skip = stride == 1 and in_channels == out_channels
         self.drop_path = DropPath(drop_path_rate) if self.has_skip and drop_path_rate > 0 else None
 

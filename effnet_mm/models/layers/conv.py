@@ -10,6 +10,7 @@ from mindspore.common.initializer import Normal, Zero, initializer
 
 from effnet_mm.ops.fast_conv import Float32Conv, fast_conv_unavailable_reason, supported_conv, warn_fallback_once
 from effnet_mm.registry import MODELS
+from effnet_mm.variants import PADDINGS
 
 
 def tf_same_padding(size: int, kernel_size: int, stride: int, dilation: int = 1) -> tuple:
@@ -21,10 +22,12 @@ def tf_same_padding(size: int, kernel_size: int, stride: int, dilation: int = 1)
 
 @MODELS.register_module()
 class Conv2dSame(nn.Cell):
-    """2-D convolution with static TF "SAME" padding and TF's EfficientNet initialisation.
+    """2-D convolution with static TF "SAME" (or PyTorch symmetric) padding and TF's EfficientNet initialisation.
 
-    Output size is ``ceil(in / stride)``; for even totals the padding is symmetric, otherwise the extra row/column
-    goes to the bottom/right, exactly like TensorFlow (MindSpore's ``pad_mode='same'``).  The weight layout is
+    With ``padding='same'`` (the default) the output size is ``ceil(in / stride)``; for even totals the padding is
+    symmetric, otherwise the extra row/column goes to the bottom/right, exactly like TensorFlow (MindSpore's
+    ``pad_mode='same'``).  ``padding='symmetric'`` pads ``k // 2`` on every side like PyTorch's ``Conv2d`` in timm's
+    own ``efficientnet_*`` models; it differs from "SAME" only for stride 2 on even input sizes.  The weight layout is
     ``(out, in / groups, k, k)`` and the parameters are named ``weight`` / ``bias`` like ``nn.Conv2d``, so
     checkpoints do not depend on how the convolution is computed.
 
@@ -48,6 +51,7 @@ class Conv2dSame(nn.Cell):
         stride: stride of both spatial axes.
         groups: channel groups (``groups == in_channels == out_channels`` is a depthwise conv).
         bias: add a learned bias.
+        padding: ``'same'`` (TF static SAME) or ``'symmetric'`` (``k // 2`` on every side).
     """
 
     def __init__(self,
@@ -56,8 +60,11 @@ class Conv2dSame(nn.Cell):
                  kernel_size: int,
                  stride: int = 1,
                  groups: int = 1,
-                 bias: bool = False) -> None:
+                 bias: bool = False,
+                 padding: str = 'same') -> None:
         super().__init__()
+        if padding not in PADDINGS:
+            raise ValueError(f'Conv2dSame: padding must be one of {PADDINGS}, got {padding!r}')
         if in_channels % groups or out_channels % groups:
             raise ValueError(f'Conv2dSame: in_channels={in_channels} and out_channels={out_channels} must both be '
                              f'divisible by groups={groups}')
@@ -67,6 +74,7 @@ class Conv2dSame(nn.Cell):
         self.stride = stride
         self.groups = groups
         self.has_bias = bias
+        self.padding = padding
         fan_out = kernel_size * kernel_size * out_channels // groups
         shape = (out_channels, in_channels // groups, kernel_size, kernel_size)
         self.weight = Parameter(
@@ -75,12 +83,15 @@ class Conv2dSame(nn.Cell):
         if bias:
             self.bias = Parameter(initializer(Zero(), (out_channels, ), ms.float32), name='bias')
         # A (k, k) tuple: MindSpore 2.10's ONNX exporter rejects an int kernel_size ("Int64Imm to ValueTuple").
+        pad_args = dict(pad_mode='same') if padding == 'same' else dict(pad_mode='pad', pad=kernel_size // 2)
         self.conv2d = ops.Conv2D(
-            out_channel=out_channels, kernel_size=(kernel_size, kernel_size), pad_mode='same', stride=stride,
-            group=groups)
+            out_channel=out_channels, kernel_size=(kernel_size, kernel_size), stride=stride, group=groups, **pad_args)
         self.bias_add = ops.BiasAdd()
         # Kernel family of the fast path ('depthwise' / 'dense'), None when MindSpore's Conv2D is the only option.
-        self.fast_conv_kind = supported_conv(in_channels, out_channels, kernel_size, stride, groups)
+        # The kernels pad like TF "SAME", which equals symmetric padding for stride 1 and odd kernels.
+        same_as_tf = padding == 'same' or (stride == 1 and kernel_size % 2 == 1)
+        self.fast_conv_kind = supported_conv(in_channels, out_channels, kernel_size, stride, groups) \
+            if same_as_tf else None
         self.fast_conv = False
         self.fast_op = None
         self.enable_fast_conv(True)
@@ -118,5 +129,5 @@ class Conv2dSame(nn.Cell):
 
     def extend_repr(self) -> str:
         return (f'in_channels={self.in_channels}, out_channels={self.out_channels}, kernel_size={self.kernel_size}, '
-                f'stride={self.stride}, groups={self.groups}, bias={self.has_bias}, padding=SAME, '
+                f'stride={self.stride}, groups={self.groups}, bias={self.has_bias}, padding={self.padding}, '
                 f'fast_conv={self.fast_conv}')

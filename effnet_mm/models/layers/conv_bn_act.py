@@ -1,17 +1,21 @@
 from __future__ import annotations
 
+import warnings
+from typing import Mapping, Optional
+
 from mindspore import nn, ops
 
 from effnet_mm.ops import FusedBatchNormAct, SiLU
 from effnet_mm.registry import MODELS
-from effnet_mm.variants import BN_EPS, BN_MOMENTUM
+from effnet_mm.variants import NORM_CFG
 
 from .conv import Conv2dSame
+from .norm import build_norm_layer
 
 
 @MODELS.register_module()
 class ConvBNAct(nn.Cell):
-    """``Conv2dSame`` → BatchNorm (TF eps 1e-3 / momentum 0.99) → optional swish.
+    """``Conv2dSame`` → normalisation (TF's BN: eps 1e-3, decay 0.99) → optional swish.
 
     Parameters are named ``conv.weight`` and ``bn.{gamma,beta,moving_mean,moving_variance}``.
 
@@ -26,8 +30,9 @@ class ConvBNAct(nn.Cell):
         stride: conv stride.
         groups: conv groups (``in_channels`` for a depthwise conv).
         act: apply swish (SiLU) after BN.
-        bn_eps: BatchNorm epsilon.
-        bn_momentum: fraction of the old moving statistics kept at each update.
+        norm_cfg: normalisation config, see :func:`~effnet_mm.models.layers.build_norm_layer` (None: TF's BN).
+        padding: conv padding, ``'same'`` (TF) or ``'symmetric'`` (PyTorch ``k // 2``).
+        bn_eps, bn_momentum: deprecated; use ``norm_cfg=dict(type='BN', eps=..., momentum=1 - bn_momentum)``.
     """
 
     def __init__(self,
@@ -37,14 +42,25 @@ class ConvBNAct(nn.Cell):
                  stride: int = 1,
                  groups: int = 1,
                  act: bool = True,
-                 bn_eps: float = BN_EPS,
-                 bn_momentum: float = BN_MOMENTUM) -> None:
+                 norm_cfg: Optional[Mapping] = None,
+                 padding: str = 'same',
+                 bn_eps: Optional[float] = None,
+                 bn_momentum: Optional[float] = None) -> None:
         super().__init__()
-        self.conv = Conv2dSame(in_channels, out_channels, kernel_size, stride=stride, groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels, eps=bn_eps, momentum=bn_momentum)
+        if bn_eps is not None or bn_momentum is not None:
+            warnings.warn('ConvBNAct: bn_eps/bn_momentum are deprecated; use norm_cfg=dict(type="BN", eps=..., '
+                          'momentum=1 - bn_momentum)', DeprecationWarning, stacklevel=2)
+            norm_cfg = dict(norm_cfg or NORM_CFG)
+            if bn_eps is not None:
+                norm_cfg['eps'] = bn_eps
+            if bn_momentum is not None:
+                norm_cfg['momentum'] = 1.0 - bn_momentum
+        self.conv = Conv2dSame(in_channels, out_channels, kernel_size, stride=stride, groups=groups, bias=False,
+                               padding=padding)
+        self.bn = build_norm_layer(norm_cfg, out_channels)
         self.act = SiLU() if act else None  # fused swish kernel on CPU (falls back to nn.SiLU)
         # BN (+ swish) on one-pass CPU kernels using the BN's own parameters; adds no parameters.
-        self.bn_act = FusedBatchNormAct(bn_eps, silu=act)
+        self.bn_act = FusedBatchNormAct(self.bn.eps, silu=act)
 
     def construct(self, x):
         x = self.conv(x)
