@@ -16,6 +16,7 @@ from typing import Dict, List, Optional
 import mindspore as ms
 import numpy as np
 
+from effnet_mm.evaluation import format_metric_value
 from effnet_mm.registry import HOOKS
 from effnet_mm.utils.fileio import write_text
 
@@ -160,20 +161,12 @@ class LoggerHook(Hook):
     def after_val_epoch(self, runner, metrics: Dict[str, object]) -> None:
         # Per-class lists and confusion matrices are not scalars: the scalar backends get only the scalars.
         scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-        text = '  '.join(f'{k}: {_metric_text(v)}' for k, v in metrics.items())
+        text = '  '.join(f'{k}: {format_metric_value(v)}' for k, v in metrics.items())
         mode = runner.eval_mode
         runner.logger.info(f'Epoch({mode}) [{runner.epoch}][{runner.eval_batches}/{runner.eval_batches}]  {text}')
         if mode == 'val':
             runner.log_scalars(dict(scalars, epoch=runner.epoch), step=runner.epoch)
 
-
-def _metric_text(value: object) -> str:
-    if isinstance(value, (int, float)):
-        return f'{value:.4f}'
-    values = np.asarray(value, np.float64)
-    if values.ndim == 1 and values.size <= 32:  # e.g. per-class precision of a small dataset
-        return '[' + ', '.join(f'{v:.2f}' for v in values) + ']'
-    return f'<{"x".join(str(n) for n in values.shape)} values>'
 
 
 @HOOKS.register_module()

@@ -12,7 +12,7 @@ never counts in the sample's favour, so a diverged or constant model scores 0, n
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 from mmengine.logging import print_log
@@ -115,3 +115,14 @@ def warn_nonfinite(owner: str, count: int, total: int) -> None:
     if count:
         print_log(f'{owner}: {count} of {total} evaluated samples have non-finite (NaN/inf) logits; they count as '
                   f'wrong (is the model diverged?)', logger='current', level=logging.WARNING)
+
+
+def format_metric_value(value: Union[int, float, list]) -> str:
+    """One metric value as log/console text: scalars with 4 decimals, short per-class lists in full, larger arrays
+    (a 1000-class confusion matrix) as their shape only."""
+    if isinstance(value, (int, float)):
+        return f'{value:.4f}'
+    values = np.asarray(value, np.float64)
+    if values.ndim == 1 and values.size <= 32:
+        return '[' + ', '.join(f'{v:.2f}' for v in values) + ']'
+    return f'<{"x".join(str(n) for n in values.shape)} values>'
