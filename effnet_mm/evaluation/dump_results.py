@@ -55,6 +55,8 @@ class DumpResults(BaseMetric):
         self.topk = int(topk)
         #: The records of the last evaluation (filled by :meth:`from_summary`).
         self.results: List[dict] = []
+        #: Samples the evaluation should have covered (the dataset's length; filled by :meth:`from_summary`).
+        self.num_expected = 0
         self.reset()
 
     def reset(self) -> None:
@@ -108,6 +110,7 @@ class DumpResults(BaseMetric):
         k = self._k()
         table = np.asarray(summary, np.float64).reshape(-1, 3 + 2 * k)
         seen = np.rint(table[:, 0]).astype(np.int64)
+        self.num_expected = len(table)
         if (seen > 1).any():
             twice = np.flatnonzero(seen > 1)[:10].tolist()
             raise RuntimeError(f'DumpResults: samples {twice} were evaluated more than once (overlapping shards?)')
@@ -127,7 +130,7 @@ class DumpResults(BaseMetric):
             results.append(record)
         self.results = results
         if self.out_file_path:
-            from effnet_mm.engine.dist import get_rank  # the engine imports evaluation, not the reverse
+            from effnet_mm.engine.dist import get_rank  # lazy: the engine imports evaluation, not the reverse
 
             if get_rank() == 0:
                 write_text(self.out_file_path, json.dumps(results, indent=1) + '\n')
