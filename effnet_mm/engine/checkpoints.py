@@ -173,11 +173,10 @@ def restore_training_checkpoint(runner, path: str) -> Tuple[Dict[str, object], D
                          f'use load_from=... for weights-only files')
     wrapper = runner.optim_wrapper
     load_state(runner.model, params, path, meta=meta)
-    try:
-        load_state(runner.model, params, f'{path} (optimizer state)',
-                   params=optimizer_state_params(runner.model, wrapper.optimizer))
-    except KeyError as err:
-        raise KeyError(f'{err.args[0]}\n  (was the checkpoint written with another optimizer?)') from err
+    load_state(runner.model, params, f'{path} (optimizer state)',
+               params=optimizer_state_params(runner.model, wrapper.optimizer),
+               hint=f'  The checkpoint was probably written with another optimizer than '
+                    f'{type(wrapper.optimizer).__name__}; resume with the same optim_wrapper.optimizer.')
     scaler = wrapper.loss_scaler
     if scaler is not None and 'loss_scaler.scale_value' in params:
         names = [n for n in ('scale_value', 'counter') if hasattr(scaler, n) and f'loss_scaler.{n}' in params]

@@ -17,6 +17,8 @@ from mmengine.utils import ProgressBar
 
 from effnet_mm.runtime import dist
 
+from .randomness import mix_rng
+
 LOOP_TYPES = {'EpochBasedTrainLoop': True, 'IterBasedTrainLoop': False}
 
 
@@ -53,6 +55,8 @@ class TrainLoop:
         self.val_begin = val_begin
         #: Optimizer updates per data epoch: the unit of the LR schedule.
         self.updates_per_epoch = math.ceil(self.epoch_length / self.counts)
+        self.batch_augments = getattr(runner.model, 'batch_augments', None)
+        self.num_classes = getattr(getattr(runner.model, 'head', None), 'num_classes', None)
 
     # ------------------------------------------------------------------ accumulation groups
     def _group(self, epoch: int, batch: int, iteration: int):
@@ -116,8 +120,13 @@ class TrainLoop:
         runner.call_hook('before_train_iter', batch_idx)
         targets = np.asarray(batch['gt_label'], np.int32)
         drop_masks, dropout_mask = runner.step_masks.draw(runner.epoch, batch['sample_idx'])
+        mix = None
+        if self.batch_augments is not None:
+            drawn = self.batch_augments(mix_rng(runner.seed, runner.epoch, runner.iter, runner.rank), targets,
+                                        self.num_classes, batch['inputs'].shape[2:])
+            mix, targets = (drawn.perm, drawn.mask), drawn.targets
         loss, finite = runner.train_step(batch['inputs'], targets, runner.lr, drop_masks, dropout_mask,
-                                         1.0 / size, apply_update)
+                                         1.0 / size, apply_update, mix)
         outputs = {'loss': loss}
         self._check_finite(loss, finite, apply_update, outputs)
         runner.iter += 1

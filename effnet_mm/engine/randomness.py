@@ -18,6 +18,14 @@ import numpy as np
 
 #: Separates the mask stream of a sample from its augmentation stream (which is seeded with three numbers).
 _MASK_STREAM = 0x6D61736B
+#: The stream of the batch-mixing draws (Mixup/CutMix) of an iteration.
+_MIX_STREAM = 0x6D697831
+
+
+def mix_rng(seed: int, epoch: int, iteration: int, rank: int) -> np.random.Generator:
+    """The generator of the batch augments (Mixup/CutMix) of global ``iteration`` on ``rank``: a pure function of
+    its arguments, so a resumed run mixes exactly like the uninterrupted one."""
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, int(epoch), int(iteration), int(rank), _MIX_STREAM])
 
 
 def seed_everything(seed: int) -> None:

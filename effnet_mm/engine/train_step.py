@@ -47,8 +47,11 @@ class LossCell(nn.Cell):
 
 
 class TrainStep:
-    """``step(inputs, targets, lr, drop_masks, dropout_mask, loss_weight, apply_update) -> (loss, finite)``.
+    """``step(inputs, targets, lr, drop_masks, dropout_mask, loss_weight, apply_update, mix) -> (loss, finite)``.
 
+    * ``targets``: integer labels ``(N,)``, or soft targets ``(N, C)`` with batch augments.
+    * ``mix``: ``(perm, mask)`` of Mixup/CutMix (:mod:`effnet_mm.models.batch_augments`): the step feeds
+      ``x * mask + x[perm] * (1 - mask)`` to the model; None without batch augments.
     * ``loss_weight``: the factor of this micro-batch's loss in the update (``1 / micro-batches of the update``;
       1 without accumulation).
     * ``apply_update``: False accumulates the gradient only; True also updates the weights with the sum.
@@ -77,7 +80,10 @@ class TrainStep:
                           requires_grad=False) for p in optimizer.parameters
             ])
 
-        def forward(inputs, targets, drop_masks, dropout_mask, loss_weight):
+        def forward(inputs, targets, drop_masks, dropout_mask, loss_weight, mix_perm, mix_mask):
+            if mix_perm is not None:
+                images = inputs.astype(ms.float32)
+                inputs = images * mix_mask + ops.gather(images, mix_perm, 0) * (1.0 - mix_mask)
             loss = loss_cell(inputs, targets, drop_masks, dropout_mask)
             weighted = loss * loss_weight
             if scaler is not None:
@@ -111,8 +117,8 @@ class TrainStep:
                 optimizer(grads)
             return finite
 
-        def step(inputs, targets, lr, drop_masks, dropout_mask, loss_weight, apply_update):
-            (_, loss), grads = grad_fn(inputs, targets, drop_masks, dropout_mask, loss_weight)
+        def step(inputs, targets, lr, drop_masks, dropout_mask, loss_weight, apply_update, mix_perm, mix_mask):
+            (_, loss), grads = grad_fn(inputs, targets, drop_masks, dropout_mask, loss_weight, mix_perm, mix_mask)
             if loss_all_reduce is not None:
                 # The logged loss is the global-batch mean, comparable with a single-process run.
                 loss = loss_all_reduce(loss) / world_size
@@ -128,13 +134,14 @@ class TrainStep:
         self._step: Callable = ms.jit(step)
 
     def __call__(self, inputs: np.ndarray, targets: np.ndarray, lr: float, drop_masks: Optional[np.ndarray],
-                 dropout_mask: Optional[np.ndarray], loss_weight: float = 1.0,
-                 apply_update: bool = True) -> Tuple[float, bool]:
+                 dropout_mask: Optional[np.ndarray], loss_weight: float = 1.0, apply_update: bool = True,
+                 mix: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> Tuple[float, bool]:
         """Run one (micro-)step on host arrays; returns ``(loss, finite)`` as Python values."""
+        mix_perm, mix_mask = (None, None) if mix is None else (Tensor(mix[0]), Tensor(mix[1]))
         loss, finite = self._step(Tensor(inputs), Tensor(targets), Tensor(lr, ms.float32),
                                   None if drop_masks is None else Tensor(drop_masks),
                                   None if dropout_mask is None else Tensor(dropout_mask),
-                                  Tensor(loss_weight, ms.float32), Tensor(bool(apply_update)))
+                                  Tensor(loss_weight, ms.float32), Tensor(bool(apply_update)), mix_perm, mix_mask)
         return float(loss.asnumpy()), bool(finite.asnumpy())
 
     def loss_scale(self) -> Optional[float]:

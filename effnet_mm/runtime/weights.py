@@ -64,6 +64,7 @@ def load_state(model: object,
                prefix: str = '',
                finetune: bool = False,
                meta: Optional[Mapping[str, str]] = None,
+               hint: Optional[str] = None,
                log: Optional[logging.Logger] = None) -> List[str]:
     """Copy ``state[prefix + p.name]`` into every parameter ``p`` of ``model`` (or of ``params``).
 
@@ -80,6 +81,7 @@ def load_state(model: object,
         prefix: read ``prefix + name`` (``'online.'``: the raw weights of an ``EMAHook`` run).
         finetune: skip ``head.*`` parameters whose shape differs.
         meta: the checkpoint's metadata, for the error hint.
+        hint: the likely cause to state on a mismatch (default: guessed from the model and the checkpoint).
         log: receives the fine-tuning line (default: this module's logger).
 
     Returns:
@@ -107,7 +109,7 @@ def load_state(model: object,
             lines.append(f'  missing {len(missing)}: {_format_names(missing)}')
         if mismatched:
             lines.append(f'  shape mismatch in {len(mismatched)}: {_format_names(mismatched, 5)}')
-        lines.append(_mismatch_hint(model, state, meta or {}, prefix, missing, mismatched))
+        lines.append(hint or _mismatch_hint(model, state, meta or {}, prefix, missing, mismatched))
         raise KeyError('\n'.join(lines))
     write_params([p for p, _ in updates], [v for _, v in updates])
     if skipped:

@@ -27,21 +27,29 @@ class ImageClassifier(nn.Cell):
                                    std=[58.395, 57.12, 57.375], to_rgb=True),
             backbone=dict(type='EfficientNet', arch='b0'),
             neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=1000, in_channels=1280, dropout=0.2))
+            head=dict(type='LinearClsHead', num_classes=1000, in_channels=1280, dropout=0.2),
+            train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]))
 
     Args:
         backbone: backbone config or cell.
         neck: neck config or cell (optional).
         head: head config or cell.
         data_preprocessor: normalisation config or cell (optional: identity when None).
+        train_cfg: training-only settings: ``augments`` (batch augments such as ``Mixup``/``CutMix``, see
+            :mod:`effnet_mm.models.batch_augments`) and their ``probs``; the runner applies them.
     """
 
     def __init__(self,
                  backbone: Union[dict, nn.Cell],
                  head: Union[dict, nn.Cell],
                  neck: Union[dict, nn.Cell, None] = None,
-                 data_preprocessor: Union[dict, nn.Cell, None] = None) -> None:
+                 data_preprocessor: Union[dict, nn.Cell, None] = None,
+                 train_cfg: Optional[dict] = None) -> None:
         super().__init__()
+        from effnet_mm.models.batch_augments import build_batch_augments
+
+        self.train_cfg = dict(train_cfg or {})
+        self.batch_augments = build_batch_augments(self.train_cfg)
         self.data_preprocessor = _build(data_preprocessor)
         self.backbone = _build(backbone)
         self.neck = _build(neck)
