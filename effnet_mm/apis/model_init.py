@@ -27,20 +27,24 @@ TRAINING_STATE_NAMES: Tuple[str, ...] = ('global_step', 'learning_rate')
 
 
 def load_config(config: ConfigLike, cfg_options: Optional[Mapping[str, object]] = None) -> Config:
-    """A :class:`mmengine.Config` from a file path (or a copy of a Config), with ``cfg_options`` merged in.
+    """A :class:`mmengine.Config` from a file path (or a copy of a Config), with ``cfg_options`` merged in and the
+    result checked by :func:`effnet_mm.runtime.config_check.check_config`.
 
     Args:
         config: config file path or :class:`~mmengine.config.Config`.
         cfg_options: ``{'dotted.key': value}`` overrides, as ``--cfg-options`` gives them.
     """
+    from effnet_mm.runtime.config_check import check_config, read_config
+
     if isinstance(config, str):
-        cfg = Config.fromfile(config)
+        cfg = read_config(config)
     elif isinstance(config, Config):
         cfg = copy.deepcopy(config)
     else:
         raise TypeError(f'config must be a file path or an mmengine Config, got {type(config).__name__}')
     if cfg_options:
         cfg.merge_from_dict(dict(cfg_options))
+    check_config(cfg)
     return cfg
 
 

@@ -12,12 +12,13 @@ USER_ERRORS = (KeyError, ValueError, FileNotFoundError, TypeError, ImportError)
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
-    """Read ``path`` and merge ``--cfg-options``; a missing file is a ``FileNotFoundError`` naming it."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'config file {path!r} does not exist')
-    cfg = Config.fromfile(path)
+    """Read ``path``, merge ``--cfg-options`` and check the result (see ``effnet_mm.runtime.config_check``)."""
+    from effnet_mm.runtime.config_check import check_config, read_config
+
+    cfg = read_config(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    check_config(cfg)
     return cfg
 
 

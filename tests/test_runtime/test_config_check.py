@@ -1,5 +1,8 @@
 """Strict configs: read_config names the broken file, check_config refuses keys that would be silently ignored."""
 import inspect
+import os
+import subprocess
+import sys
 
 import pytest
 from mmengine.config import Config
@@ -11,7 +14,7 @@ from effnet_mm.runtime.config_check import (
     check_config,
     read_config,
 )
-from tests.helpers import CONFIGS
+from tests.helpers import CONFIGS, ROOT
 
 DEMO = CONFIGS / 'efficientnet' / 'efficientnet-b0_1xb32_demo.py'
 
@@ -142,3 +145,15 @@ def test_every_runner_key_is_a_runner_argument():
     arguments = set(inspect.signature(Runner.__init__).parameters)
     assert set(RUNNER_KEYS) - {'visualizer'} <= arguments
     assert set(RUNNER_KEYS) <= set(TOP_LEVEL_KEYS)
+
+
+def test_train_tool_checks_the_config_after_cfg_options(tmp_path):
+    """A typo in ``--cfg-options`` stops tools/train.py with one error line before anything is built or written."""
+    env = dict(os.environ, GLOG_v='3', PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    result = subprocess.run([sys.executable, str(ROOT / 'tools' / 'train.py'), str(DEMO), '--work-dir', 'w',
+                             '--cfg-options', 'train_cfg.max_epoch=3'], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "train_cfg.max_epoch: unknown key; did you mean 'max_epochs'?" in lines[0], lines
+    assert not (tmp_path / 'w').exists()
