@@ -34,6 +34,9 @@ RUNNER_KEYS: Tuple[str, ...] = (
 #: Every top-level key effnet_mm reads: the runner's, mmengine's config machinery (``default_scope``,
 #: ``custom_imports``) and ``test_pipeline`` (the inference API's fallback pipeline).
 TOP_LEVEL_KEYS: Tuple[str, ...] = RUNNER_KEYS + ('default_scope', 'custom_imports', 'test_pipeline')
+#: Variables of mmpretrain configs that look like a typo of a key but are not (test-time augmentation, which
+#: mmpretrain's ``tools/test.py --tta`` reads and effnet_mm does not offer).
+KNOWN_VARIABLES: Tuple[str, ...] = ('tta_pipeline', 'tta_model')
 #: Keys of mmcv 1.x / mmcls 0.x configs that effnet_mm (like mmengine) ignores, with what replaces them.
 LEGACY_KEYS: Dict[str, str] = {
     'runner': 'train_cfg=dict(by_epoch=True, max_epochs=...)',
@@ -271,7 +274,7 @@ def check_config(cfg: Config) -> None:
     """
     problems: List[str] = []
     for key in cfg.keys():
-        if key in TOP_LEVEL_KEYS or key.startswith('_'):
+        if key in TOP_LEVEL_KEYS or key in KNOWN_VARIABLES or key.startswith('_'):
             continue
         if key in LEGACY_KEYS:
             problems.append(f'{key}: a key of mmcv 1.x-era configs that effnet_mm ignores; use {LEGACY_KEYS[key]}')

@@ -44,7 +44,7 @@ def test_a_typo_of_a_top_level_key_is_an_error_with_a_suggestion(tmp_path):
 
 def test_config_variables_are_allowed(tmp_path):
     cfg = read_config(_child(tmp_path, "my_root = 'data/x'\nextra_pipeline = []\nclasses = ['a', 'b']\n"
-                                       "_private = 1\ntrain_cfg = dict(max_epochs=3)"))
+                                       "_private = 1\ntta_pipeline = []\ntrain_cfg = dict(max_epochs=3)"))
     check_config(cfg)
 
 
