@@ -1,9 +1,10 @@
 """Synchronised BatchNorm: training-mode moments of the global batch of a group of data-parallel ranks.
 
-On Ascend, :func:`build_sync_batch_norm` returns MindSpore's ``nn.SyncBatchNorm`` (its fused kernel).  Elsewhere
-(CPU, GPU) MindSpore 2.10 has no usable kernel: ``nn.SyncBatchNorm`` leaves its group unset on CPU ("The parameter
-'group' must be isinstance of <class 'str'>, but got None") and ``mint.nn.SyncBatchNorm`` has no CPU
-``BatchNormStats`` kernel.  There :class:`SyncBatchNorm2d` all-reduces the moments itself; the all-reduces are part
+On Ascend, :func:`build_sync_batch_norm` returns MindSpore's ``nn.SyncBatchNorm`` (its fused kernel; MindSpore
+documents it for Ascend only).  On CPU MindSpore 2.10 has no usable layer: ``nn.SyncBatchNorm`` leaves its group
+unset ("The parameter 'group' must be isinstance of <class 'str'>, but got None") and ``mint.nn.SyncBatchNorm`` has
+no CPU ``BatchNormStats`` kernel.  There (and on GPU) :class:`SyncBatchNorm2d` all-reduces the moments itself,
+which works with any collective backend; the all-reduces are part
 of the differentiated graph (``AllReduce``'s gradient is the all-reduce of the incoming gradients), so the backward
 pass is the exact gradient of a BatchNorm over the global batch.
 """
