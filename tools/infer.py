@@ -15,11 +15,7 @@ import os
 import sys
 from typing import List, Optional
 
-os.environ.setdefault('GLOG_v', '3')
-
-from mmengine.config import DictAction  # noqa: E402
-
-from effnet_mm.apis import error_message, inference_model, init_model  # noqa: E402
+from effnet_mm.runtime import cli
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
 
@@ -32,7 +28,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--topk', type=int, default=5, help='classes printed per image (default 5)')
     parser.add_argument('--batch-size', type=int, default=8, help='images per forward pass (default 8)')
     parser.add_argument('--device', default='CPU', help='CPU, GPU or Ascend (optionally :<id>)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys, key=value')
+    cli.add_cfg_options_arg(parser)
+    cli.add_traceback_arg(parser)
     return parser.parse_args(argv)
 
 
@@ -50,22 +47,23 @@ def list_images(path: str) -> List[str]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    return cli.run_tool(lambda: _classify(args), args.traceback)
+
+
+def _classify(args: argparse.Namespace) -> int:
     if args.topk < 1 or args.batch_size < 1:
-        print('error: --topk and --batch-size must be >= 1', file=sys.stderr)
-        return 2
-    try:
-        images = list_images(args.image)
-        model = init_model(args.config, args.checkpoint, device=args.device, cfg_options=args.cfg_options)
-        for start in range(0, len(images), args.batch_size):
-            chunk = images[start:start + args.batch_size]
-            for path, result in zip(chunk, inference_model(model, chunk, topk=args.topk)):
-                print(path)
-                for rank, (label, score, name) in enumerate(result['topk'], start=1):
-                    print(f'  {rank}. {name:<24} label={label:<5d} score={score:.4f}')
-    except (FileNotFoundError, KeyError, ValueError, OSError) as err:
-        print(f'error: {error_message(err)}', file=sys.stderr)
-        return 1
-    return 0
+        raise ValueError('--topk and --batch-size must be >= 1')
+    from effnet_mm.apis import inference_model, init_model
+
+    images = list_images(args.image)
+    model = init_model(args.config, args.checkpoint, device=args.device, cfg_options=args.cfg_options)
+    for start in range(0, len(images), args.batch_size):
+        chunk = images[start:start + args.batch_size]
+        for path, result in zip(chunk, inference_model(model, chunk, topk=args.topk)):
+            print(path)
+            for rank, (label, score, name) in enumerate(result['topk'], start=1):
+                print(f'  {rank}. {name:<24} label={label:<5d} score={score:.4f}')
+    return cli.EXIT_OK
 
 
 if __name__ == '__main__':

@@ -115,11 +115,11 @@ class DataLoader:
         n = len(self.indices())
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
-    def _pipeline(self):
+    def _pipeline(self, start: int = 0):
         import mindspore.dataset as ds
 
         with_valid = self.dataset.skip_corrupt
-        source = _EpochSource(self.dataset, self.indices(), self.seed, self.epoch, with_valid)
+        source = _EpochSource(self.dataset, self.indices()[start:], self.seed, self.epoch, with_valid)
         columns = _COLUMNS + ['valid'] if with_valid else _COLUMNS
         # shuffle=False: the order is ours (epoch_indices), not MindSpore's global seed.
         pipe = ds.GeneratorDataset(source, column_names=columns, shuffle=False,
@@ -132,9 +132,17 @@ class DataLoader:
         return pipe.batch(self.batch_size, drop_remainder=self.drop_last)
 
     def __iter__(self) -> Iterator[dict]:
-        if len(self) == 0:
+        return self.iter_from(0)
+
+    def iter_from(self, start_batch: int) -> Iterator[dict]:
+        """The batches of the current epoch from batch ``start_batch`` on (a run resumed mid-epoch), exactly the
+        ones a full iteration would yield from there."""
+        if not 0 <= start_batch <= len(self):
+            raise ValueError(f'start_batch must be in [0, {len(self)}], got {start_batch}')
+        if len(self) == start_batch:
             return
-        for batch in self._pipeline().create_dict_iterator(num_epochs=1, output_numpy=True):
+        for batch in self._pipeline(start_batch * self.batch_size).create_dict_iterator(num_epochs=1,
+                                                                                        output_numpy=True):
             yield {k: batch[k] for k in _COLUMNS}
 
     def __repr__(self) -> str:

@@ -21,11 +21,42 @@ def _check_common(name: str, lr: float, weight_decay: float) -> None:
         raise ValueError(f'optim_wrapper.optimizer ({name}): weight_decay must be >= 0, got {weight_decay}')
 
 
+_rmsprop_update = ops.MultitypeFuncGraph('rmsprop_update')
+
+
+@_rmsprop_update.register('Tensor', 'Tensor', 'Tensor', 'Tensor', 'Tensor', 'Tensor', 'Tensor', 'Tensor')
+def _rmsprop_update_tensor(lr, rho, momentum, eps, param, mean_square, moment, grad):
+    ms_new = mean_square * rho + grad * grad * (1.0 - rho)
+    mom_new = moment * momentum + grad * lr / ops.sqrt(ms_new + eps)
+    updated = ops.assign(param, param - mom_new)
+    return ops.depend(updated, ops.depend(ops.assign(moment, mom_new), ops.assign(mean_square, ms_new)))
+
+
+_centered_rmsprop_update = ops.MultitypeFuncGraph('centered_rmsprop_update')
+
+
+@_centered_rmsprop_update.register('Tensor', 'Tensor', 'Tensor', 'Tensor', 'Tensor', 'Tensor', 'Tensor', 'Tensor',
+                                   'Tensor')
+def _centered_rmsprop_update_tensor(lr, rho, momentum, eps, param, mean_square, moment, mean_grad, grad):
+    ms_new = mean_square * rho + grad * grad * (1.0 - rho)
+    mg_new = mean_grad * rho + grad * (1.0 - rho)
+    mom_new = moment * momentum + grad * lr / ops.sqrt(ms_new - mg_new * mg_new + eps)
+    updated = ops.assign(param, param - mom_new)
+    state = ops.depend(ops.assign(moment, mom_new), ops.depend(ops.assign(mean_square, ms_new),
+                                                               ops.assign(mean_grad, mg_new)))
+    return ops.depend(updated, state)
+
+
 @OPTIMIZERS.register_module()
-class RMSProp(nn.RMSProp):
+class RMSProp(nn.Optimizer):
     """TF1-style RMSProp (``eps`` inside the square root, LR inside the momentum buffer, ``mean_square`` starts at 1).
 
     This is the optimizer of the TF EfficientNet recipe; weight decay is L2 added to the gradient like TF's loss term.
+    ``ms = rho * ms + (1 - rho) * g^2``; ``mom = momentum * mom + lr * g / sqrt(ms + eps)``; ``p -= mom``.  Written
+    with plain ops (like :class:`SGD`): MindSpore's CPU ``ApplyRMSProp`` kernel made a resumed run drift from the
+    uninterrupted one by ~1e-6 per step (measured on 2.10), while plain ops resume bit-exactly.  The buffers are named
+    ``mean_square.<param>`` / ``moment.<param>`` (and ``mean_grad.<param>`` when centred) like ``nn.RMSProp``'s, so
+    checkpoints of either load.
 
     Example config::
 
@@ -53,9 +84,32 @@ class RMSProp(nn.RMSProp):
                  centered: bool = False,
                  decay: Optional[float] = None) -> None:
         _check_common('RMSProp', lr, weight_decay)
-        super().__init__(params, learning_rate=float(lr), decay=float(alpha if decay is None else decay),
-                         momentum=float(momentum), epsilon=float(eps), centered=centered,
-                         weight_decay=float(weight_decay))
+        rho = float(alpha if decay is None else decay)
+        if not 0.0 <= rho < 1.0 or momentum < 0 or eps <= 0:
+            raise ValueError(f'optim_wrapper.optimizer (RMSProp): need 0 <= alpha < 1, momentum >= 0 and eps > 0, got '
+                             f'alpha={rho}, momentum={momentum}, eps={eps}')
+        super().__init__(float(lr), params, float(weight_decay))
+        self.rho = Tensor(rho, ms.float32)
+        self.momentum = Tensor(float(momentum), ms.float32)
+        self.eps = Tensor(float(eps), ms.float32)
+        self.centered = bool(centered)
+        self.mean_square = self.parameters.clone(prefix='mean_square', init='ones')
+        self.moment = self.parameters.clone(prefix='moment', init='zeros')
+        self.mean_grad = self.parameters.clone(prefix='mean_grad', init='zeros') if centered else None
+        self.hyper_map = ops.HyperMap()
+
+    def construct(self, gradients):
+        gradients = self.flatten_gradients(gradients)
+        gradients = self.decay_weight(gradients)
+        gradients = self.gradients_centralization(gradients)
+        gradients = self.scale_grad(gradients)
+        lr = self.get_lr()
+        self.assignadd(self.global_step, self.global_step_increase_tensor)
+        if self.centered:
+            return self.hyper_map(ops.partial(_centered_rmsprop_update, lr, self.rho, self.momentum, self.eps),
+                                  self.parameters, self.mean_square, self.moment, self.mean_grad, gradients)
+        return self.hyper_map(ops.partial(_rmsprop_update, lr, self.rho, self.momentum, self.eps), self.parameters,
+                              self.mean_square, self.moment, gradients)
 
 
 _sgd_update = ops.MultitypeFuncGraph('sgd_update')

@@ -246,3 +246,22 @@ def test_pipeline_from_config_packs_chw_uint8(tmp_path):
         assert TRANSFORMS.get(name) is not None
     packed = PackInputs()({'img': _image(5, 6)[:, :, 0], 'gt_label': 1, 'sample_idx': 0})
     assert packed['inputs'].shape == (1, 5, 6)
+
+
+def test_resize_edge_and_center_crop_follow_mmpretrain_and_torchvision():
+    """Resize-then-crop evaluation (timm, MindCV, MindSpore model zoo): short edge to S, long edge truncated,
+    centre offsets rounded."""
+    from effnet_mm.datasets.transforms import CenterCrop, ResizeEdge
+    img = np.arange(300 * 401 * 3, dtype=np.uint32).reshape(300, 401, 3).astype(np.uint8)
+    out = ResizeEdge(256, edge='short', interpolation='bicubic')({'img': img})
+    assert out['img'].shape == (256, int(256 * 401 / 300), 3)  # 342: truncated, not rounded
+    expected = cv2.resize(img, (342, 256), interpolation=cv2.INTER_CUBIC)
+    np.testing.assert_array_equal(out['img'], expected)
+    assert ResizeEdge(100, edge='long')({'img': img})['img'].shape == (74, 100, 3)
+    crop = CenterCrop(224)(out)
+    assert crop['img'].shape == (224, 224, 3) and crop['crop_bbox'] == (16, 59, 224, 224)  # round(118 / 2) = 59
+    np.testing.assert_array_equal(crop['img'], expected[16:240, 59:283])
+    with pytest.raises(ValueError, match='smaller than the crop'):
+        CenterCrop(500)({'img': img})
+    with pytest.raises(ValueError, match='edge must be one of'):
+        ResizeEdge(256, edge='diagonal')

@@ -6,6 +6,7 @@ import pytest
 from mindspore import nn
 
 from effnet_mm.engine import Runner
+from effnet_mm.engine.checkpoints import optimizer_state_params
 from effnet_mm.registry import MODELS
 from effnet_mm.utils import load_checkpoint
 from tests.helpers import read_scalars
@@ -102,7 +103,7 @@ def test_train_validate_checkpoint_layout_and_test(tmp_path):
     # max_keep_ckpts=2 removed epoch_1; exactly one best file.
     assert [f for f in files if f.startswith('epoch_')] == ['epoch_2.ckpt', 'epoch_3.ckpt']
     assert len([f for f in files if f.startswith('best_accuracy_top1_epoch_')]) == 1
-    assert open(work_dir / 'last_checkpoint').read() == str(work_dir / 'epoch_3.ckpt')
+    assert open(work_dir / 'last_checkpoint').read() == 'epoch_3.ckpt'  # relative: a copied work dir resumes itself
     assert (work_dir / 'run1' / 'run1.log').exists()
 
     records = read_scalars(work_dir)
@@ -128,7 +129,8 @@ def test_train_validate_checkpoint_layout_and_test(tmp_path):
 
 def _all_state(runner):
     state = {p.name: p.asnumpy() for p in runner.model.get_parameters()}
-    state.update({p.name: p.asnumpy() for p in runner._optimizer_state_params()})
+    state.update({p.name: p.asnumpy()
+                  for p in optimizer_state_params(runner.model, runner.optim_wrapper.optimizer)})
     ema = runner.hooks[[type(h).__name__ for h in runner.hooks].index('EMAHook')].ema
     state.update({f'ema.{k}': v for k, v in ema.state().items()})
     return state
@@ -157,7 +159,7 @@ def test_load_from_skips_a_different_head_and_rejects_other_mismatches(tmp_path,
     source.train()
     ckpt = str(tmp_path / 'src' / 'epoch_1.ckpt')
     finetune = make_runner(tmp_path / 'ft', max_epochs=1, ema=False, model=tiny_model(num_classes=5), load_from=ckpt)
-    finetune.load_weights(ckpt)
+    finetune.load_weights(ckpt, finetune=True)
     stem = source.model.backbone.stem[0].weight.asnumpy()
     np.testing.assert_array_equal(finetune.model.backbone.stem[0].weight.asnumpy(), stem)
     assert finetune.model.head.fc.weight.shape == (5, 8)
@@ -166,7 +168,7 @@ def test_load_from_skips_a_different_head_and_rejects_other_mismatches(tmp_path,
                         model=dict(type='ImageClassifier', backbone=dict(type='EfficientNet', arch='b0'),
                                    neck=dict(type='GlobalAveragePooling'),
                                    head=dict(type='LinearClsHead', num_classes=3, in_channels=1280)))
-    with pytest.raises(KeyError, match='missing .* parameters: backbone.layers'):
+    with pytest.raises(KeyError, match=r'missing \d+: backbone.layers'):
         other.load_weights(ckpt)
 
 

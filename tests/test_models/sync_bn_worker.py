@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument('--uneven', action='store_true', help='the first rank of each group gets one image less')
     args = parser.parse_args()
 
-    from effnet_mm.engine import dist
+    from effnet_mm.runtime import dist
 
     dist.init_dist(args.launcher)  # first: msrun also runs this script in its scheduler process
     import mindspore as ms

@@ -53,9 +53,9 @@ class ImageClassifier(nn.Cell):
             return inputs.astype(ms.float32)
         return self.data_preprocessor(inputs)
 
-    def extract_feat(self, x):
-        """Backbone (+ neck) features of a normalised batch, as a tuple."""
-        feats = self.backbone(x)
+    def extract_feat(self, x, drop_masks=None):
+        """Backbone (+ neck) features of a normalised batch, as a tuple (``drop_masks``: see :meth:`loss`)."""
+        feats = self.backbone(x) if drop_masks is None else self.backbone(x, drop_masks)
         if self.neck is not None:
             feats = self.neck(feats)
         return feats
@@ -67,6 +67,13 @@ class ImageClassifier(nn.Cell):
     def construct(self, inputs):
         return self.classify(self.preprocess(inputs))
 
-    def loss(self, inputs, labels):
-        """Training loss of a raw image batch against integer labels."""
-        return self.head.loss(self.extract_feat(self.preprocess(inputs)), labels)
+    def loss(self, inputs, targets, drop_masks=None, dropout_mask=None):
+        """Training loss of a raw image batch against integer labels ``(N,)`` or soft targets ``(N, C)``.
+
+        ``drop_masks`` / ``dropout_mask``: the per-sample drop-path and head-dropout factors of this step, drawn on
+        the host (:mod:`effnet_mm.engine.randomness`); without them the layers draw their own masks.
+        """
+        feats = self.extract_feat(self.preprocess(inputs), drop_masks)
+        if dropout_mask is None:
+            return self.head.loss(feats, targets)
+        return self.head.loss(feats, targets, dropout_mask)

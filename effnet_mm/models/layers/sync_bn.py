@@ -16,7 +16,7 @@ import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 from mindspore.common.initializer import initializer
 
-from effnet_mm.engine import dist
+from effnet_mm.runtime import dist
 
 # One communication group per (group size, group index), shared by all layers of the process.
 _GROUPS: Dict[Tuple[int, int], str] = {}
