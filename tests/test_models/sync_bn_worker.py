@@ -35,10 +35,10 @@ def main() -> None:
 
     dist.init_dist(args.launcher)  # first: msrun also runs this script in its scheduler process
     import mindspore as ms
-    from mindspore import Tensor, nn
+    from mindspore import nn
 
-    from effnet_mm.engine.optimizers import SGD
-    from effnet_mm.engine.train_step import LossCell, make_train_step
+    from effnet_mm.engine.optim_wrapper import build_optim_wrapper
+    from effnet_mm.engine.train_step import TrainStep
     from effnet_mm.models.layers import ConvBNAct
 
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -60,14 +60,14 @@ def main() -> None:
         def construct(self, x):
             return self.fc(self.project(self.dw(self.stem(x))).mean(axis=(2, 3)))
 
-        def loss(self, x, labels):
+        def loss(self, x, labels, drop_masks=None, dropout_mask=None):
             return self.ce(self.construct(x), labels)
 
     net = Net()
     net.set_train(True)
-    optimizer = SGD(net.trainable_params(), lr=0.2, momentum=0.9)
-    reducer = nn.DistributedGradReducer(optimizer.parameters, mean=True, degree=world) if world > 1 else None
-    step = make_train_step(LossCell(net), optimizer, grad_reducer=reducer)
+    wrapper = build_optim_wrapper(dict(optimizer=dict(type='SGD', lr=0.2, momentum=0.9)), net)
+    reducer = nn.DistributedGradReducer(wrapper.optimizer.parameters, mean=True, degree=world) if world > 1 else None
+    step = TrainStep(net, wrapper, reducer)
 
     if args.launcher == 'msrun':
         group = args.group_size or world
@@ -84,8 +84,8 @@ def main() -> None:
     os.makedirs(args.out_dir, exist_ok=True)
     losses = []
     for index in range(args.steps):
-        loss, _ = step(Tensor(images), Tensor(labels), Tensor(0.2, ms.float32))
-        losses.append(float(loss.asnumpy()))
+        loss, _ = step(images, labels, 0.2, None, None)
+        losses.append(loss)
         if index == 0:
             stats = {p.name: p.asnumpy() for p in net.get_parameters() if 'moving_' in p.name}
             np.savez(os.path.join(args.out_dir, f'{tag}_step1.npz'), **stats)
