@@ -196,3 +196,17 @@ def test_cfg_options_reach_the_built_model_and_loader(tmp_path):
     assert loader.batch_size == 4 and len(loader) == 2
     batch = next(iter(loader))
     assert batch['inputs'].shape == (4, 3, 300, 300) and batch['inputs'].dtype == np.uint8
+
+
+def test_tf_schedule_decays_what_tf_decays():
+    """TF adds L2 for every trainable variable whose name lacks 'batch_normalization': biases too, BN gamma/beta not."""
+    from effnet_mm.engine.optimizers import build_param_groups
+
+    cfg = load(str(ZOO / 'efficientnet-b0_8xb32-aa_in1k.py'))
+    params = build_classifier(cfg, init_weights=False).trainable_params()
+    groups = build_param_groups(params, cfg.optim_wrapper.optimizer.weight_decay, cfg.optim_wrapper.paramwise_cfg)
+    undecayed = {p.name for g in groups if g['weight_decay'] == 0 for p in g['params']}
+    decayed = {p.name for g in groups if g['weight_decay'] == 1e-5 for p in g['params']}
+    assert undecayed == {p.name for p in params if '.bn.' in p.name}
+    assert decayed == {p.name for p in params} - undecayed
+    assert 'head.fc.bias' in decayed and any('.se.' in name and name.endswith('.bias') for name in decayed)

@@ -26,7 +26,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help='weights (.ckpt)')
     parser.add_argument('--format', required=True, type=str.upper, choices=EXPORT_FORMATS, help='output format')
     parser.add_argument('--out', help='output file (default: <checkpoint stem>.<mindir|onnx> next to the checkpoint)')
-    parser.add_argument('--batch-size', type=int, default=1, help='static batch size of the graph (default 1)')
+    parser.add_argument('--batch-size', type=cli.positive_int, default=1,
+                        help='static batch size of the graph (default 1)')
     parser.add_argument('--input-dtype', default='float32', choices=INPUT_DTYPES,
                         help='dtype of the graph input, BGR 0..255 either way (default float32)')
     cli.add_cfg_options_arg(parser)

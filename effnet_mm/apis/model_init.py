@@ -27,9 +27,12 @@ def _dataset_cfg(cfg: Config) -> Optional[Mapping]:
     return None
 
 
-def class_names_from_cfg(cfg: Config) -> Optional[Tuple[str, ...]]:
+def class_names_from_cfg(cfg: Config, defaults: bool = True) -> Optional[Tuple[str, ...]]:
     """Class names the config declares: ``dataset.metainfo.classes`` or ``dataset.classes`` of the test (else val)
-    dataloader, as a list or a text file with one name per line; None when it declares none."""
+    dataloader, as a list or a text file with one name per line; else (``defaults``) the defaults of the dataset type
+    (``ImageNet``: the 1000 ImageNet-1k names, ``DemoDataset``: its 10 classes); None when there are none.
+    """
+    from effnet_mm.datasets import default_metainfo
     from effnet_mm.datasets.base_dataset import read_classes
 
     dataset = _dataset_cfg(cfg)
@@ -40,7 +43,8 @@ def class_names_from_cfg(cfg: Config) -> Optional[Tuple[str, ...]]:
     if classes is None:
         classes = dataset.get('classes')
     if classes is None:
-        return None
+        names = default_metainfo(dataset.get('type')).get('classes') if defaults else None
+        return None if names is None else tuple(names)
     return read_classes(classes if isinstance(classes, str) else list(classes))
 
 
@@ -124,13 +128,15 @@ def init_model(config: Optional[ConfigLike] = None,
     meta: Dict[str, str] = {}
     if checkpoint is not None:
         meta = load_model_weights(model, checkpoint, online=online)
-    classes, origin = class_names_from_cfg(cfg), 'the test dataset'
-    if classes is None:
-        classes, origin = class_names_from_meta(meta, checkpoint or ''), f'the dataset_meta of {checkpoint}'
     num_classes = getattr(getattr(model, 'head', None), 'num_classes', None)
+    classes = class_names_from_cfg(cfg, defaults=False)
     if classes is not None and num_classes is not None and len(classes) != num_classes:
-        raise ValueError(f'config {cfg.filename or "<in memory>"}: {origin} declares {len(classes)} classes but '
-                         f'model.head.num_classes={num_classes}')
+        raise ValueError(f'config {cfg.filename or "<in memory>"}: the test dataset declares {len(classes)} classes '
+                         f'but model.head.num_classes={num_classes}')
+    # Otherwise the names the checkpoint's run knew, else the dataset type's defaults, when they fit the head.
+    for fallback in (class_names_from_meta(meta, checkpoint or ''), class_names_from_cfg(cfg)):
+        if classes is None and fallback is not None and len(fallback) == num_classes:
+            classes = fallback
     model.cfg = cfg
     model.dataset_meta = {'classes': classes}
     model.checkpoint_meta = meta

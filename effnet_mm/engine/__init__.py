@@ -8,11 +8,11 @@ from .loops import TrainingDivergedError
 from .optimizers import SGD, AdamW, RMSProp, build_optimizer, build_param_groups
 from .runner import Runner
 from .schedulers import ConstantLR, CosineAnnealingLR, ExponentialLR, LinearLR, LRSchedule, MultiStepLR, StepLR
-from .visbackends import LocalVisBackend
+from .visbackends import LocalVisBackend, TensorboardVisBackend
 
 __all__ = [
     'Runner', 'Hook', 'IterTimerHook', 'LoggerHook', 'ParamSchedulerHook', 'DistSamplerSeedHook', 'CheckpointHook',
     'EMAHook', 'EMAWeights', 'ema_decay', 'RMSProp', 'SGD', 'AdamW', 'build_optimizer', 'build_param_groups',
     'LRSchedule', 'LinearLR', 'StepLR', 'ExponentialLR', 'MultiStepLR', 'CosineAnnealingLR', 'ConstantLR',
-    'LocalVisBackend', 'TrainingDivergedError'
+    'LocalVisBackend', 'TensorboardVisBackend', 'TrainingDivergedError'
 ]

@@ -87,6 +87,8 @@ class TrainLoop:
                     break
             if not self.by_epoch and runner.batch_in_epoch < self.epoch_length:
                 break  # an iteration-based run that ends inside a data epoch
+            if getattr(self.loader, 'skipped', None):
+                runner.logger.warning(self.loader.skipped_message())
             runner.epoch += 1
             runner.batch_in_epoch = 0
             runner.call_hook('after_train_epoch')
@@ -176,6 +178,9 @@ class EvalLoop:
         runner.model.set_train(False)
         step = runner.eval_step()
         for metric in self.metrics:
+            if hasattr(metric, 'dataset'):
+                # mmengine hands the dataset's metainfo to metrics (class names, image paths of DumpResults).
+                metric.dataset = getattr(self.loader, 'dataset', None)
             metric.reset()
         progress = ProgressBar(len(self.loader)) if runner.rank == 0 and len(self.loader) else None
         batch_size = None
@@ -192,6 +197,13 @@ class EvalLoop:
                 progress.update()
         if progress is not None:
             print(flush=True)
+        skipped = list(getattr(self.loader, 'skipped', []))
+        if skipped:
+            runner.logger.warning(self.loader.skipped_message())
+        num_samples = getattr(self.loader, 'num_samples', None)
+        if num_samples is not None:
+            counts = dist.all_reduce_sum(np.array([num_samples - len(skipped), num_samples], np.float64))
+            runner.eval_counts = (int(counts[0]), int(counts[1]))
         results: Dict[str, float] = {}
         for metric in self.metrics:
             results.update(metric.from_summary(dist.all_reduce_sum(metric.summary())))

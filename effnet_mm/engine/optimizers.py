@@ -212,8 +212,9 @@ def build_param_groups(params: Sequence[Parameter], weight_decay: float,
                        paramwise_cfg: Optional[Dict[str, float]] = None) -> List[dict]:
     """Split trainable parameters into groups by weight decay (mmengine ``paramwise_cfg`` subset).
 
-    Example: ``paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0)`` puts BN gamma/beta and biases in a
-    group without weight decay (the TF recipe applies L2 to conv and dense kernels only).
+    Example: ``paramwise_cfg=dict(norm_decay_mult=0.0)`` puts BN gamma/beta in a group without weight decay, which
+    is the TF recipe's rule (L2 on every variable except batch normalisation, biases included);
+    ``bias_decay_mult=0.0`` also exempts biases (a common PyTorch choice).
 
     Args:
         params: trainable parameters.

@@ -175,6 +175,8 @@ class Runner:
         self.dataset_meta: Dict[str, object] = {}
         self.eval_mode = 'val'
         self.eval_batches = 0
+        #: ``(evaluated, expected)`` samples of the last evaluation, all ranks (``skip_corrupt`` may leave out some).
+        self.eval_counts = (0, 0)
         self.optim_wrapper: Optional[OptimWrapper] = None
         self.lr_schedule: Optional[LRSchedule] = None
         self.train_step: Optional[TrainStep] = None
@@ -285,6 +287,11 @@ class Runner:
     def train_loader(self):
         """The training loader (built on first use)."""
         return self._loader('train')
+
+    @property
+    def test_metrics(self) -> list:
+        """The metrics of the last :meth:`test` (e.g. ``DumpResults``, whose records ``tools/test.py --out`` writes)."""
+        return self._metrics.get('test', [])
 
     @property
     def can_validate(self) -> bool:

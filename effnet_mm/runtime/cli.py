@@ -33,6 +33,17 @@ def error_message(err: BaseException) -> str:
     return str(err) or type(err).__name__
 
 
+def positive_int(text: str) -> int:
+    """argparse ``type`` of options that take a count >= 1 (a bad value is a usage error, exit status 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be an integer >= 1, got {text!r}')
+    return value
+
+
 def add_cfg_options_arg(parser: argparse.ArgumentParser) -> None:
     """``--cfg-options key=value ...`` (mmengine's ``DictAction``)."""
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,

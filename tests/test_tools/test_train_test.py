@@ -106,7 +106,7 @@ def test_train_learns_and_test_reproduces_validation(setup, straight_run):
                    '--out', 'metrics.json'], cwd=base, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     with open(base / 'metrics.json') as f:
-        metrics = json.load(f)
+        metrics = json.load(f)['metrics']
     assert metrics == pytest.approx({'accuracy/top1': val[-1]['accuracy/top1'],
                                      'accuracy/top5': val[-1]['accuracy/top5']})
     assert f"accuracy/top1: {metrics['accuracy/top1']:.4f}" in result.stdout

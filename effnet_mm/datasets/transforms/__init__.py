@@ -14,8 +14,10 @@ from .processing import (
     ResizeEdge,
     center_crop_box,
 )
+from .random_erasing import RandomErasing
 
 __all__ = [
     'AutoAugment', 'RandAugment', 'Compose', 'PackInputs', 'CorruptImageError', 'LoadImageFromFile', 'imread',
-    'CenterCrop', 'EfficientNetCenterCrop', 'EfficientNetRandomCrop', 'RandomFlip', 'ResizeEdge', 'center_crop_box'
+    'CenterCrop', 'EfficientNetCenterCrop', 'EfficientNetRandomCrop', 'RandomFlip', 'ResizeEdge', 'center_crop_box',
+    'RandomErasing'
 ]

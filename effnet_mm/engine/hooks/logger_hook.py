@@ -6,6 +6,7 @@ from typing import Dict, List
 
 import numpy as np
 
+from effnet_mm.evaluation import format_metric_value
 from effnet_mm.registry import HOOKS
 
 from .hook import Hook
@@ -64,8 +65,10 @@ class LoggerHook(Hook):
             f'time: {msg.get("time", 0.0):.4f}  data_time: {msg.get("data_time", 0.0):.4f}  '
             f'loss: {outputs["loss"]:.4f}{extra}')
 
-    def after_val_epoch(self, runner, metrics: Dict[str, float]) -> None:
-        text = '  '.join(f'{k}: {v:.4f}' for k, v in metrics.items())
+    def after_val_epoch(self, runner, metrics: Dict[str, object]) -> None:
+        # Per-class lists and confusion matrices are not scalars: the scalar backends get only the scalars.
+        scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        text = '  '.join(f'{k}: {format_metric_value(v)}' for k, v in metrics.items())
         mode = runner.eval_mode
         batches = f'[{runner.eval_batches}/{runner.eval_batches}]'
         if runner.by_epoch:
@@ -74,4 +77,4 @@ class LoggerHook(Hook):
             runner.logger.info(f'Iter({mode}) [{runner.iter}]{batches}  {text}')
         if mode == 'val':
             step = runner.epoch if runner.by_epoch else runner.iter
-            runner.log_scalars(dict(metrics, epoch=runner.epoch, iter=runner.iter), step=step)
+            runner.log_scalars(dict(scalars, epoch=runner.epoch, iter=runner.iter), step=step)
