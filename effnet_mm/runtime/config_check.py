@@ -6,7 +6,7 @@ mmengine-like "did you mean" suggestions:
 
 * top-level keys that look like a typo of a key effnet_mm reads (:data:`TOP_LEVEL_KEYS`), and keys of mmcv 1.x-era
   configs that effnet_mm would ignore (:data:`LEGACY_KEYS`); any other top-level name is a config variable
-  (``data_root``, ``train_pipeline``, ...) and is allowed;
+  (``data_root``, ``dataset_type``, ...) and is allowed;
 * unknown keys and wrong value types in ``train_cfg``, ``val_cfg`` and ``test_cfg``;
 * unknown hook types, unknown constructor arguments and wrongly typed arguments in every ``default_hooks`` and
   ``custom_hooks`` entry (checked against the hook class's signature, found through the ``HOOKS`` registry).
@@ -32,11 +32,10 @@ RUNNER_KEYS: Tuple[str, ...] = (
     'default_hooks', 'custom_hooks', 'data_preprocessor', 'load_from', 'resume', 'randomness', 'launcher', 'env_cfg',
     'log_level', 'vis_backends', 'visualizer')
 #: Every top-level key effnet_mm reads: the runner's, mmengine's config machinery (``default_scope``,
-#: ``custom_imports``) and ``test_pipeline`` (the inference API's fallback pipeline).
-TOP_LEVEL_KEYS: Tuple[str, ...] = RUNNER_KEYS + ('default_scope', 'custom_imports', 'test_pipeline')
-#: Variables of mmpretrain configs that look like a typo of a key but are not (test-time augmentation, which
-#: mmpretrain's ``tools/test.py --tta`` reads and effnet_mm does not offer).
-KNOWN_VARIABLES: Tuple[str, ...] = ('tta_pipeline', 'tta_model')
+#: ``custom_imports``), ``test_pipeline`` (the inference API's fallback pipeline), ``train_pipeline`` (stored with
+#: converted weights) and ``tta_model`` / ``tta_pipeline`` (``tools/test.py --tta``).
+TOP_LEVEL_KEYS: Tuple[str, ...] = RUNNER_KEYS + ('default_scope', 'custom_imports', 'test_pipeline', 'train_pipeline',
+                                                 'tta_model', 'tta_pipeline')
 #: Keys of mmcv 1.x / mmcls 0.x configs that effnet_mm (like mmengine) ignores, with what replaces them.
 LEGACY_KEYS: Dict[str, str] = {
     'runner': 'train_cfg=dict(by_epoch=True, max_epochs=...)',
@@ -64,7 +63,6 @@ HOOK_ENTRY_KEYS: Tuple[str, ...] = ('type', 'priority')
 #: Refused keys of mmengine's loops, with the reason.
 _REFUSED = {'train_cfg.dynamic_intervals': 'dynamic validation intervals are not supported; use a fixed '
                                            'train_cfg.val_interval'}
-_TYPO_CUTOFF = 0.8
 
 
 class ConfigError(ValueError):
@@ -74,6 +72,30 @@ class ConfigError(ValueError):
 def _did_you_mean(name: str, candidates: Sequence[str], cutoff: float = 0.6) -> str:
     matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=cutoff)
     return f"; did you mean '{matches[0]}'?" if matches else ''
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance counting a swap of neighbours as one edit (optimal string alignment)."""
+    previous, current = None, list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        before, previous, current = previous, current, [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], before[j - 2] + 1)
+    return current[-1]
+
+
+def _typo_of(name: str, known: Sequence[str]) -> Optional[str]:
+    """The known key ``name`` is a typo of: one edit away (two for names longer than 8 characters).
+
+    An edit distance, not a similarity ratio: ``extra_pipeline`` or ``aug_pipeline`` are config variables that share
+    a long suffix with ``train_pipeline`` / ``tta_pipeline``, not typos of them.
+    """
+    limit = 1 if len(name) <= 8 else 2
+    distance, best = min((_edit_distance(name, k), k) for k in known)
+    return best if distance <= limit else None
 
 
 # ----------------------------------------------------------------------------------------------- reading
@@ -231,7 +253,7 @@ def _check_hook(where: str, entry: object, problems: List[str], names: Sequence[
     hook_type = entry.get('type')
     if hook_type is None:
         name = where.rsplit('.', 1)[-1]
-        hint = _did_you_mean(name, [n for n in names if n != name], _TYPO_CUTOFF) if names else ''
+        hint = _did_you_mean(name, [n for n in names if n != name]) if names else ''
         problems.append(f'{where} has no type{hint}')
         return
     from effnet_mm.registry import HOOKS
@@ -274,14 +296,14 @@ def check_config(cfg: Config) -> None:
     """
     problems: List[str] = []
     for key in cfg.keys():
-        if key in TOP_LEVEL_KEYS or key in KNOWN_VARIABLES or key.startswith('_'):
+        if key in TOP_LEVEL_KEYS or key.startswith('_'):
             continue
         if key in LEGACY_KEYS:
             problems.append(f'{key}: a key of mmcv 1.x-era configs that effnet_mm ignores; use {LEGACY_KEYS[key]}')
             continue
-        match = _did_you_mean(key, TOP_LEVEL_KEYS, _TYPO_CUTOFF)
+        match = _typo_of(key, TOP_LEVEL_KEYS)
         if match:
-            problems.append(f'{key}: unknown top-level key{match}')
+            problems.append(f"{key}: unknown top-level key; did you mean '{match}'?")
     for name, schema in (('train_cfg', TRAIN_CFG_KEYS), ('val_cfg', EVAL_CFG_KEYS), ('test_cfg', EVAL_CFG_KEYS)):
         section = cfg.get(name)
         if section is None:
@@ -297,10 +319,10 @@ def check_config(cfg: Config) -> None:
         else:
             names = list(dict.fromkeys(DEFAULT_HOOK_NAMES + tuple(default_hooks)))
             for name, entry in default_hooks.items():
-                typo = _did_you_mean(name, [n for n in DEFAULT_HOOK_NAMES if n != name], _TYPO_CUTOFF)
-                if name not in DEFAULT_HOOK_NAMES and typo and isinstance(entry, Mapping) and 'type' in entry:
-                    problems.append(f'default_hooks.{name}: not one of mmengine\'s default hook names{typo} '
-                                    f'(a new name adds a second hook)')
+                typo = None if name in DEFAULT_HOOK_NAMES else _typo_of(name, DEFAULT_HOOK_NAMES)
+                if typo and isinstance(entry, Mapping) and 'type' in entry:
+                    problems.append(f"default_hooks.{name}: not one of mmengine's default hook names; did you mean "
+                                    f"'{typo}'? (a new name adds a second hook)")
                 _check_hook(f'default_hooks.{name}', entry, problems, names)
     custom_hooks = cfg.get('custom_hooks')
     if custom_hooks is not None:

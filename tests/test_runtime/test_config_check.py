@@ -40,6 +40,8 @@ def test_a_typo_of_a_top_level_key_is_an_error_with_a_suggestion(tmp_path):
     cfg = read_config(_child(tmp_path, 'train_cfgg = dict(max_epochs=3)'))
     message = _problems(cfg)
     assert message == f"config {tmp_path / 'child.py'}: train_cfgg: unknown top-level key; did you mean 'train_cfg'?"
+    cfg = read_config(_child(tmp_path, 'tta_pipline = []'))
+    assert _problems(cfg).endswith("tta_pipline: unknown top-level key; did you mean 'tta_pipeline'?")
 
 
 def test_config_variables_are_allowed(tmp_path):
