@@ -164,10 +164,10 @@ def test_unsupported_tta_pipelines_are_refused(tta_pipeline, message):
 
 def test_bad_out_paths_fail_before_any_work(setup, capsys):
     base, configs, checkpoint = setup
-    assert _test_tool(base, configs['plain'], checkpoint, '--out', 'results.pkl') == 2
+    assert _test_tool(base, configs['plain'], checkpoint, '--out', 'results.pkl') == 1  # the tools' error status
     assert 'must end with .json' in capsys.readouterr().err
     (base / 'adir.json').mkdir()
-    assert _test_tool(base, configs['plain'], checkpoint, '--out', 'adir.json') == 2
+    assert _test_tool(base, configs['plain'], checkpoint, '--out', 'adir.json') == 1
     assert "'adir.json' is a directory" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         _test_tool(base, configs['plain'], checkpoint, '--out-item', 'pred')
@@ -186,4 +186,4 @@ def test_confusion_matrix_tool_writes_the_png(setup, plain_results):
     assert saved['classes'] == CLASSES
     assert saved['matrix'] == plain_results['metrics']['confusion_matrix/result']
     with inside(base):
-        assert tool.main([configs['plain'], checkpoint, '--show-path', 'cm.pdf']) == 2
+        assert tool.main([configs['plain'], checkpoint, '--show-path', 'cm.pdf']) == 1  # the tools' error status
