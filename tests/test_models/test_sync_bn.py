@@ -93,6 +93,7 @@ def test_conv_bn_act_with_sync_bn_trains_like_batchnorm():
     from effnet_mm.ops import set_fast_conv
 
     rng = np.random.default_rng(2)
+    ms.set_seed(0)
     sync = ConvBNAct(4, 6, 3, stride=2, norm_cfg=dict(type='SyncBN', eps=1e-3, momentum=0.1))
     ref = ConvBNAct(4, 6, 3, stride=2, norm_cfg=dict(type='BN', eps=1e-3, momentum=0.1))
     set_fast_conv(ref, False)
@@ -105,7 +106,7 @@ def test_conv_bn_act_with_sync_bn_trains_like_batchnorm():
         out = ms.jit(ms.value_and_grad(_weighted_sum(cell, weights), None, cell.trainable_params()))(x)
         results.append((out, [p.asnumpy().copy() for p in cell.get_parameters() if 'moving' in p.name]))
     ((sync_loss, sync_grads), sync_stats), ((ref_loss, ref_grads), ref_stats) = results
-    np.testing.assert_allclose(float(sync_loss), float(ref_loss), rtol=1e-5)
+    np.testing.assert_allclose(float(sync_loss), float(ref_loss), rtol=1e-5, atol=1e-5)  # fast vs MindSpore conv
     for got, want in zip(list(sync_grads) + sync_stats, list(ref_grads) + ref_stats):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-5)
 
