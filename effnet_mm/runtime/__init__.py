@@ -1,6 +1,7 @@
 """The shared bottom layer of every entry point (runner, APIs, tools, converters).
 
 * :mod:`.config` — read a config (+ ``--cfg-options``), the work-dir rule;
+* :mod:`.config_check` — config errors that name the file, and strict keys (typos, unknown hook arguments);
 * :mod:`.model` — build the classifier of a config (the top-level ``data_preprocessor`` rule lives here);
 * :mod:`.weights` — load checkpoint tensors into a model (strict, fine-tuning, EMA ``online.`` weights) and the
   names of training-state entries;

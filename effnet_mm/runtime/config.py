@@ -7,11 +7,15 @@ from typing import Mapping, Optional, Union
 
 from mmengine.config import Config, ConfigDict
 
+from .config_check import check_config, read_config
+
 ConfigLike = Union[str, os.PathLike, Config]
 
 
 def load_config(config: ConfigLike, cfg_options: Optional[Mapping[str, object]] = None) -> Config:
-    """A :class:`mmengine.Config` from a file path (or a copy of a Config), with ``cfg_options`` merged in.
+    """A :class:`mmengine.Config` from a file path (or a copy of a Config), with ``cfg_options`` merged in and the
+    result checked (:func:`~effnet_mm.runtime.config_check.read_config`, then
+    :func:`~effnet_mm.runtime.config_check.check_config` on the merged config).
 
     Configs are Python files: reading one executes it, so only read configs you trust like code.
 
@@ -21,19 +25,18 @@ def load_config(config: ConfigLike, cfg_options: Optional[Mapping[str, object]] 
 
     Raises:
         FileNotFoundError: the file does not exist.
+        ConfigError: an error in a config file (named) or a key that would be ignored or misread.
         TypeError: ``config`` is neither a path nor a Config.
     """
     if isinstance(config, Config):
         cfg = copy.deepcopy(config)
     elif isinstance(config, (str, os.PathLike)):
-        path = os.fspath(config)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f'config file {path!r} does not exist')
-        cfg = Config.fromfile(path)
+        cfg = read_config(config)
     else:
         raise TypeError(f'config must be a file path or an mmengine Config, got {type(config).__name__}')
     if cfg_options:
         cfg.merge_from_dict(dict(cfg_options))
+    check_config(cfg)
     return cfg
 
 

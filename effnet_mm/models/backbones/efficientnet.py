@@ -61,8 +61,9 @@ class EfficientNet(nn.Cell):
             layers always use (and never update) the moving statistics.
         norm_eval: keep every BN layer on its moving statistics, also in training.
         in_channels: input image channels.
-        norm_cfg: normalisation of every conv, mmpretrain style (``type`` ``'BN'``; ``momentum`` is the weight of the
-            new batch statistic), see :func:`~effnet_mm.models.layers.build_norm_layer`; None is TF's BN.
+        norm_cfg: normalisation of every conv, mmpretrain style (``type`` ``'BN'`` or ``'SyncBN'``; ``momentum`` is
+            the weight of the new batch statistic), see :func:`~effnet_mm.models.layers.build_norm_layer`; None is
+            TF's BN.
         padding: ``'same'`` (TF static SAME, every TF-trained checkpoint) or ``'symmetric'`` (PyTorch ``k // 2``).
     """
 
