@@ -22,6 +22,7 @@ from mmengine.logging import MMLogger
 from effnet_mm.registry import HOOKS, METRICS, RUNNERS, VISBACKENDS
 from effnet_mm.runtime import dist
 from effnet_mm.runtime.config import resolve_work_dir, to_plain
+from effnet_mm.runtime.config_check import RUNNER_KEYS, TRAIN_CFG_KEYS
 from effnet_mm.runtime.model import build_classifier
 from effnet_mm.runtime.weights import load_weights
 
@@ -41,12 +42,6 @@ DEFAULT_HOOKS = dict(
     checkpoint=dict(type='CheckpointHook', interval=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
-#: The config keys :meth:`Runner.from_cfg` reads (besides ``visualizer``, whose ``vis_backends`` it takes).
-RUNNER_KEYS = ('model', 'work_dir', 'train_dataloader', 'val_dataloader', 'test_dataloader', 'train_cfg', 'val_cfg',
-               'test_cfg', 'optim_wrapper', 'param_scheduler', 'val_evaluator', 'test_evaluator', 'auto_scale_lr',
-               'default_hooks', 'custom_hooks', 'data_preprocessor', 'load_from', 'resume', 'randomness',
-               'launcher', 'env_cfg', 'log_level', 'vis_backends', 'experiment_name')
-_TRAIN_CFG_KEYS = {'type', 'by_epoch', 'max_epochs', 'max_iters', 'val_interval', 'val_begin'}
 
 
 def _build_loader(cfg: object, seed: int):
@@ -196,7 +191,7 @@ class Runner:
         vis_backends = cfg.get('vis_backends')
         if vis_backends is None and isinstance(cfg.get('visualizer'), dict):
             vis_backends = cfg.visualizer.get('vis_backends')
-        kwargs = {key: cfg.get(key) for key in RUNNER_KEYS if key in cfg and key != 'vis_backends'}
+        kwargs = {key: cfg.get(key) for key in RUNNER_KEYS if key in cfg and key not in ('vis_backends', 'visualizer')}
         kwargs.setdefault('resume', False)
         return cls(vis_backends=vis_backends, cfg=cfg, **kwargs)
 
@@ -319,9 +314,9 @@ class Runner:
 
     def _parse_train_cfg(self) -> dict:
         cfg = self.train_cfg
-        unknown = sorted(set(cfg) - _TRAIN_CFG_KEYS)
+        unknown = sorted(set(cfg) - set(TRAIN_CFG_KEYS))
         if unknown:
-            raise KeyError(f'train_cfg: unknown keys {unknown} (supported: {sorted(_TRAIN_CFG_KEYS)})')
+            raise KeyError(f'train_cfg: unknown keys {unknown} (supported: {sorted(TRAIN_CFG_KEYS)})')
         by_epoch = cfg.get('by_epoch')
         if 'type' in cfg:
             if cfg['type'] not in LOOP_TYPES:
