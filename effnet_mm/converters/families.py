@@ -243,11 +243,14 @@ class MMPretrainFamily(Family):
     def stem(self) -> ConvBN:
         return ConvBN('backbone.layers.0.conv.weight', 'backbone.layers.0.bn')
 
+    #: What follows ``se.conv1`` / ``se.conv2`` in the SE conv names (mmpretrain wraps them in a ConvModule).
+    se_suffix = '.conv'
+
     def block(self, site: BlockSite, names: AbstractSet[str]) -> BlockNames:
         p = site.target
         return BlockNames(ConvBN(f'{p}.expand_conv.conv.weight', f'{p}.expand_conv.bn') if site.expands else None,
                           ConvBN(f'{p}.depthwise_conv.conv.weight', f'{p}.depthwise_conv.bn'),
-                          f'{p}.se.conv1.conv', f'{p}.se.conv2.conv',
+                          f'{p}.se.conv1{self.se_suffix}', f'{p}.se.conv2{self.se_suffix}',
                           ConvBN(f'{p}.linear_conv.conv.weight', f'{p}.linear_conv.bn'))
 
     def head(self, num_layers: int) -> ConvBN:
@@ -264,13 +267,7 @@ class EffnetMMFamily(MMPretrainFamily):
     title = 'effnet_mm'
     bn_names = SAME_BN
     markers = ('backbone.layers.0.conv.weight', 'backbone.layers.0.bn.moving_mean')
-
-    def block(self, site: BlockSite, names: AbstractSet[str]) -> BlockNames:
-        p = site.target
-        return BlockNames(ConvBN(f'{p}.expand_conv.conv.weight', f'{p}.expand_conv.bn') if site.expands else None,
-                          ConvBN(f'{p}.depthwise_conv.conv.weight', f'{p}.depthwise_conv.bn'),
-                          f'{p}.se.conv1', f'{p}.se.conv2',
-                          ConvBN(f'{p}.linear_conv.conv.weight', f'{p}.linear_conv.bn'))
+    se_suffix = ''
 
     def is_training_state(self, name: str) -> bool:
         return Family.is_training_state(self, name)

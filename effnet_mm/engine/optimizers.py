@@ -21,6 +21,20 @@ def _check_common(name: str, lr: float, weight_decay: float) -> None:
         raise ValueError(f'optim_wrapper.optimizer ({name}): weight_decay must be >= 0, got {weight_decay}')
 
 
+class _PlainOpsOptimizer(nn.Optimizer):
+    """Base of the optimizers written with plain MindSpore ops (exact resumes, see :class:`RMSProp`)."""
+
+    def prepare(self, gradients):
+        """``nn.Optimizer``'s gradient pipeline (weight decay, centralisation, scaling) and this step's LR."""
+        gradients = self.flatten_gradients(gradients)
+        gradients = self.decay_weight(gradients)
+        gradients = self.gradients_centralization(gradients)
+        gradients = self.scale_grad(gradients)
+        lr = self.get_lr()
+        self.assignadd(self.global_step, self.global_step_increase_tensor)
+        return gradients, lr
+
+
 _rmsprop_update = ops.MultitypeFuncGraph('rmsprop_update')
 
 
@@ -48,7 +62,7 @@ def _centered_rmsprop_update_tensor(lr, rho, momentum, eps, param, mean_square, 
 
 
 @OPTIMIZERS.register_module()
-class RMSProp(nn.Optimizer):
+class RMSProp(_PlainOpsOptimizer):
     """TF1-style RMSProp (``eps`` inside the square root, LR inside the momentum buffer, ``mean_square`` starts at 1).
 
     This is the optimizer of the TF EfficientNet recipe; weight decay is L2 added to the gradient like TF's loss term.
@@ -99,12 +113,7 @@ class RMSProp(nn.Optimizer):
         self.hyper_map = ops.HyperMap()
 
     def construct(self, gradients):
-        gradients = self.flatten_gradients(gradients)
-        gradients = self.decay_weight(gradients)
-        gradients = self.gradients_centralization(gradients)
-        gradients = self.scale_grad(gradients)
-        lr = self.get_lr()
-        self.assignadd(self.global_step, self.global_step_increase_tensor)
+        gradients, lr = self.prepare(gradients)
         if self.centered:
             return self.hyper_map(ops.partial(_centered_rmsprop_update, lr, self.rho, self.momentum, self.eps),
                                   self.parameters, self.mean_square, self.moment, self.mean_grad, gradients)
@@ -123,7 +132,7 @@ def _sgd_update_tensor(lr, momentum, nesterov, param, moment, grad):
 
 
 @OPTIMIZERS.register_module()
-class SGD(nn.Optimizer):
+class SGD(_PlainOpsOptimizer):
     """SGD with (optionally Nesterov) momentum, PyTorch's formula without dampening.
 
     ``v = m * v + g``; ``p -= lr * v`` (or ``p -= lr * (g + m * v)`` with Nesterov).  Written with plain ops because
@@ -160,12 +169,7 @@ class SGD(nn.Optimizer):
         self.hyper_map = ops.HyperMap()
 
     def construct(self, gradients):
-        gradients = self.flatten_gradients(gradients)
-        gradients = self.decay_weight(gradients)
-        gradients = self.gradients_centralization(gradients)
-        gradients = self.scale_grad(gradients)
-        lr = self.get_lr()
-        self.assignadd(self.global_step, self.global_step_increase_tensor)
+        gradients, lr = self.prepare(gradients)
         return self.hyper_map(ops.partial(_sgd_update, lr, self.momentum, self.nesterov), self.parameters,
                               self.moments, gradients)
 
