@@ -20,11 +20,11 @@ import os
 import sys
 from typing import List, Optional
 
-# Quiet the C++ logs of MindSpore and TensorFlow; must happen before either is imported.
-os.environ.setdefault('GLOG_v', '3')
+# Quiet TensorFlow's C++ logs (TF checkpoints are read with it); must happen before it is imported.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
-from effnet_mm.converters import SOURCES, TARGETS, ConversionError, convert_weights  # noqa: E402
+from effnet_mm.converters import SOURCES, TARGETS, convert_weights  # noqa: E402
+from effnet_mm.runtime import cli  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -51,29 +51,29 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--force', action='store_true', help='replace an existing destination')
     parser.add_argument('--publish', action='store_true',
                         help='name the output <dst stem>-<first 8 hex of its sha256>.ckpt')
+    cli.add_traceback_arg(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s', stream=sys.stderr)
-    if args.save_config is not None and os.path.lexists(args.save_config) and not args.force:
-        print(f'error: {args.save_config!r} already exists; pass --force to replace it', file=sys.stderr)
-        return 1
-    try:
+
+    def run() -> int:
+        if args.save_config is not None and os.path.lexists(args.save_config) and not args.force:
+            raise FileExistsError(f'{args.save_config!r} already exists; pass --force to replace it')
         result = convert_weights(args.src, args.dst, source=args.source, arch=args.arch, to=args.to,
                                  num_classes=args.num_classes, use_ema=not args.no_ema, config=args.config,
                                  force=args.force, publish=args.publish, show_progress=True)
-    except ConversionError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 1
-    if args.save_config is not None:
-        from effnet_mm.utils.fileio import atomic_write
-        with atomic_write(args.save_config, overwrite=args.force) as tmp, open(tmp, 'w', encoding='utf-8') as f:
-            f.write(result.cfg_text)
-        result.config = args.save_config
-    print(result.summary())
-    return 0
+        if args.save_config is not None:
+            from effnet_mm.utils.fileio import atomic_write
+            with atomic_write(args.save_config, overwrite=args.force) as tmp, open(tmp, 'w', encoding='utf-8') as f:
+                f.write(result.cfg_text)
+            result.config = args.save_config
+        print(result.summary())
+        return cli.EXIT_OK
+
+    return cli.run_tool(run, args.traceback)
 
 
 if __name__ == '__main__':

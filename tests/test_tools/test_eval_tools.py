@@ -187,3 +187,13 @@ def test_confusion_matrix_tool_writes_the_png(setup, plain_results):
     assert saved['matrix'] == plain_results['metrics']['confusion_matrix/result']
     with inside(base):
         assert tool.main([configs['plain'], checkpoint, '--show-path', 'cm.pdf']) == 1  # the tools' error status
+
+
+def test_a_checkpoint_with_another_head_is_refused_by_test(setup, capsys):
+    """Evaluation loads strictly: a head of another shape is an error naming its tensors, not a random head."""
+    base, configs, checkpoint = setup
+    assert _test_tool(base, configs['plain'], checkpoint, '--work-dir', 'wd_mismatch',
+                      '--cfg-options', 'model.head.num_classes=5') == 1
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and 'head.fc.weight' in err and 'head.fc.bias' in err
+    assert f'classifies {len(CLASSES)} classes: set model.head.num_classes={len(CLASSES)}' in err

@@ -113,22 +113,34 @@ def test_train_learns_and_test_reproduces_validation(setup, straight_run):
     assert f"accuracy/top1: {metrics['accuracy/top1']:.4f}" in result.stdout
 
 
+ITER_CHECKPOINTS = ['default_hooks.checkpoint.by_epoch=False', 'default_hooks.checkpoint.interval=2']
+ITERATION_BASED = f'''
+_base_ = ['./b0_small.py']
+train_cfg = dict(_delete_=True, by_epoch=False, max_iters={MAX_EPOCHS * 4}, val_interval=4)
+'''
+
+
 @pytest.mark.slow
-def test_sigkill_and_resume_matches_straight_run(setup, straight_run):
+@pytest.mark.parametrize('mode', ['epoch-based', 'iteration-based'])
+def test_sigkill_mid_epoch_and_resume_matches_straight_run(setup, straight_run, mode):
+    """SIGKILL right after an iteration checkpoint inside an epoch, then ``--resume``: the final weights equal the
+    uninterrupted epoch-based run (drop path, dropout and EMA on); an iteration-based run of the same length is the
+    same training."""
     base, config = setup
-    work_dir = base / 'killed'
-    env = _env()
-    proc = subprocess.Popen([sys.executable, TRAIN, config, '--work-dir', 'killed'], cwd=base, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    work_dir = base / f'killed-{mode}'
+    if mode == 'iteration-based':
+        config = str(base / 'b0_small_iters.py')
+        open(config, 'w').write(ITERATION_BASED)
+    options = ITER_CHECKPOINTS
+    args = [TRAIN, config, '--work-dir', work_dir.name, '--cfg-options'] + options
+    proc = subprocess.Popen([sys.executable] + args, cwd=base, env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 600
-        while not (work_dir / 'epoch_1.ckpt').exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.2)
-        assert (work_dir / 'epoch_1.ckpt').exists(), 'the run did not reach its first checkpoint'
-        # Kill inside epoch 2 (after at least one of its iterations was logged).
+        # iter_6 is batch 2 of epoch 2 (4 batches per epoch): kill once iteration 7 has run.
         while proc.poll() is None and time.time() < deadline:
             runs = read_scalar_runs(work_dir)
-            if runs and any(r.get('epoch') == 2 and 'loss' in r for r in runs[-1]):
+            if (work_dir / 'iter_6.ckpt').exists() and runs and any(r.get('iter', 0) >= 7 for r in runs[-1]):
                 break
             time.sleep(0.1)
         assert proc.poll() is None, 'the run finished before it could be killed'
@@ -138,13 +150,13 @@ def test_sigkill_and_resume_matches_straight_run(setup, straight_run):
         if proc.poll() is None:
             proc.kill()
     killed_at = int(open(work_dir / 'last_checkpoint').read().strip().rsplit('_', 1)[1].split('.')[0])
-    assert not (work_dir / f'epoch_{MAX_EPOCHS}.ckpt').exists()
+    assert killed_at % 4 != 0, 'the newest checkpoint should lie inside an epoch'
 
-    result = _run([TRAIN, config, '--work-dir', 'killed', '--resume'], cwd=base, timeout=900)
+    result = _run(args[:-len(options) - 1] + ['--resume', '--cfg-options'] + options, cwd=base, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
 
     straight, _ = load_checkpoint(str(straight_run / f'epoch_{MAX_EPOCHS}.ckpt'))
-    resumed, meta = load_checkpoint(str(work_dir / f'epoch_{MAX_EPOCHS}.ckpt'))
+    resumed, meta = load_checkpoint(str(work_dir / f'iter_{MAX_EPOCHS * 4}.ckpt'))
     assert straight.keys() == resumed.keys()
     for name, value in straight.items():
         np.testing.assert_allclose(resumed[name].asnumpy(), value.asnumpy(), atol=1e-6, rtol=0, err_msg=name)
@@ -152,11 +164,12 @@ def test_sigkill_and_resume_matches_straight_run(setup, straight_run):
     first, second = read_scalar_runs(work_dir)
     first_iters = [r['iter'] for r in first if 'loss' in r]
     second_iters = [r['iter'] for r in second if 'loss' in r]
-    per_epoch = len([r for r in read_scalar_runs(straight_run)[0] if 'loss' in r]) // MAX_EPOCHS
     assert first_iters == list(range(1, len(first_iters) + 1))
     # The resumed run continues right after the checkpoint: nothing repeated after it, nothing missing.
-    assert second_iters == list(range(killed_at * per_epoch + 1, MAX_EPOCHS * per_epoch + 1))
-    assert int(meta['iter']) == MAX_EPOCHS * per_epoch
+    assert second_iters == list(range(killed_at + 1, MAX_EPOCHS * 4 + 1))
+    assert int(meta['iter']) == MAX_EPOCHS * 4
+    losses = {r['iter']: r['loss'] for r in read_scalar_runs(straight_run)[0] if 'loss' in r}
+    assert {r['iter']: r['loss'] for r in second if 'loss' in r} == {i: losses[i] for i in second_iters}
 
 
 @pytest.mark.parametrize('options, text', [

@@ -17,16 +17,12 @@ import os
 import sys
 from typing import List, Optional
 
-os.environ.setdefault('GLOG_v', '3')
+import cv2
 
-import cv2  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
-
-from effnet_mm.apis import error_message  # noqa: E402
-from effnet_mm.apis.model_init import load_config  # noqa: E402
-from effnet_mm.datasets import build_dataloader  # noqa: E402
-from effnet_mm.datasets.visualization import sample_grid  # noqa: E402
-from effnet_mm.utils.fileio import atomic_write  # noqa: E402
+from effnet_mm.datasets import build_dataloader
+from effnet_mm.datasets.visualization import sample_grid
+from effnet_mm.runtime import cli, load_config
+from effnet_mm.utils.fileio import atomic_write
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -34,19 +30,20 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('config', help='config file')
     parser.add_argument('--output-dir', required=True, help='folder for the PNG (created if missing)')
     parser.add_argument('--phase', choices=['train', 'val', 'test'], default='train', help='which dataloader')
-    parser.add_argument('-n', '--show-number', type=int, default=16, help='samples shown (default 16)')
-    parser.add_argument('--ncols', type=int, help='grid columns (default: about the square root of the number)')
+    parser.add_argument('-n', '--show-number', type=cli.positive_int, default=16, help='samples shown (default 16)')
+    parser.add_argument('--ncols', type=cli.positive_int,
+                        help='grid columns (default: about the square root of the number)')
     parser.add_argument('--epoch', type=int, default=0, help='epoch whose order and augmentation are shown')
     parser.add_argument('--seed', type=int, help='seed (default: randomness.seed of the config, else 0)')
-    parser.add_argument('--tile-size', type=int, default=160, help='smallest side of a shown image (upscaled)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys, key=value')
+    parser.add_argument('--tile-size', type=cli.positive_int, default=160,
+                        help='smallest side of a shown image (upscaled)')
+    cli.add_cfg_options_arg(parser)
+    cli.add_traceback_arg(parser)
     return parser.parse_args(argv)
 
 
 def browse(args: argparse.Namespace) -> str:
     """Write the grid PNG; returns its path."""
-    if args.show_number < 1 or (args.ncols is not None and args.ncols < 1) or args.tile_size < 1:
-        raise ValueError('--show-number, --ncols and --tile-size must be >= 1')
     cfg = load_config(args.config, args.cfg_options)
     key = f'{args.phase}_dataloader'
     if not cfg.get(key):
@@ -70,12 +67,12 @@ def browse(args: argparse.Namespace) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    try:
+
+    def run() -> int:
         browse(args)
-    except (FileNotFoundError, KeyError, ValueError, OSError) as err:
-        print(f'error: {error_message(err)}', file=sys.stderr)
-        return 1
-    return 0
+        return cli.EXIT_OK
+
+    return cli.run_tool(run, args.traceback)
 
 
 if __name__ == '__main__':
