@@ -9,6 +9,7 @@ from .convert import (
     SOURCES,
     TARGETS,
     ConversionResult,
+    convert_tf_checkpoint,
     convert_weights,
     open_source,
     plan_family_conversion,
@@ -17,7 +18,7 @@ from .convert import (
 from .errors import CheckpointReadError, ConversionError, MissingDependencyError
 from .families import FAMILIES, derive_family_mappings, detect_family, detect_variant
 from .plan import ConversionPlan, PlannedTensor, read_converted
-from .tf_efficientnet import convert_tf_checkpoint, detect_arch, plan_conversion
+from .tf_efficientnet import detect_arch, plan_conversion
 from .tf_names import TensorMapping, build_reference_model, derive_mappings
 from .tf_reader import DictReader, TensorReader, TFCheckpointReader, import_tensorflow
 from .tf_source import resolve_checkpoint

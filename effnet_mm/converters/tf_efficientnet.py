@@ -130,31 +130,3 @@ def _requested_arch(arch: str) -> str:
     except KeyError as err:
         raise ConversionError(f'--arch {arch!r} is not a variant; expected auto or one of {sorted(VARIANTS)}') \
             from err
-
-
-
-
-def convert_tf_checkpoint(src: str,
-                          dst: str,
-                          arch: str = 'auto',
-                          use_ema: bool = True,
-                          num_classes: int = TF_NUM_CLASSES,
-                          publish: bool = False,
-                          show_progress: bool = False,
-                          force: bool = False):
-    """:func:`effnet_mm.converters.convert_weights` with ``source='tf'`` (kept for ``tools/convert_tf_weights.py``).
-
-    Args:
-        src: checkpoint prefix (``.../model.ckpt``), folder with a ``checkpoint`` state file, or released
-            ``.tar.gz``.
-        dst: destination ``.ckpt`` file.
-        arch: ``'auto'`` (from the variable scope) or the expected variant, checked against the checkpoint.
-        use_ema: prefer the EMA shadows (TF's evaluation weights); False converts the raw variables.
-        num_classes: when not 1000 the classifier is left out, for fine-tuning.
-        publish: name the file ``<dst stem>-<first 8 hex digits of its sha256>.ckpt`` (OpenMMLab's publish_model).
-        show_progress: show a progress bar while reading tensors.
-        force: replace an existing destination.
-    """
-    from .convert import convert_weights
-    return convert_weights(src, dst, source='tf', arch=arch, use_ema=use_ema, num_classes=num_classes,
-                           publish=publish, show_progress=show_progress, force=force)
