@@ -55,6 +55,12 @@ TRAIN_CFG_KEYS: Dict[str, type] = {'type': str, 'by_epoch': bool, 'max_epochs': 
                                    'val_interval': int, 'val_begin': int}
 #: ``val_cfg`` / ``test_cfg`` keys (mmengine's ``ValLoop`` / ``TestLoop``); ``fp16`` may only be False.
 EVAL_CFG_KEYS: Dict[str, type] = {'type': str, 'fp16': bool}
+#: ``env_cfg`` keys (None keeps the default: MindSpore's device of the installed wheel, its thread count).
+ENV_CFG_KEYS: Dict[str, type] = {'device_target': str, 'cpu_threads': int}
+#: ``randomness`` keys (``seed=None``: a random seed, the same on every rank, as in mmengine).
+RANDOMNESS_KEYS: Dict[str, type] = {'seed': int}
+#: Sections whose keys may be None (their default).
+_NONE_MEANS_DEFAULT = ('env_cfg', 'randomness')
 #: mmengine's standard ``default_hooks`` names.
 DEFAULT_HOOK_NAMES: Tuple[str, ...] = ('runtime_info', 'timer', 'logger', 'param_scheduler', 'checkpoint',
                                       'sampler_seed', 'visualization')
@@ -214,7 +220,7 @@ def _check_section(name: str, section: Mapping, schema: Mapping[str, type], prob
             problems.append(f'{where}: {_REFUSED[where]}')
         elif key not in schema:
             problems.append(f'{where}: unknown key{_did_you_mean(key, schema)} ({name} keys: {", ".join(schema)})')
-        elif not _is_instance(value, schema[key]):
+        elif not (value is None and name in _NONE_MEANS_DEFAULT) and not _is_instance(value, schema[key]):
             problems.append(f'{where} must be {_type_name(schema[key])}, got {value!r}')
     if name in ('val_cfg', 'test_cfg') and section.get('fp16') is True:
         problems.append(f'{name}.fp16=True is not supported: evaluation runs in float32')
@@ -304,7 +310,8 @@ def check_config(cfg: Config) -> None:
         match = _typo_of(key, TOP_LEVEL_KEYS)
         if match:
             problems.append(f"{key}: unknown top-level key; did you mean '{match}'?")
-    for name, schema in (('train_cfg', TRAIN_CFG_KEYS), ('val_cfg', EVAL_CFG_KEYS), ('test_cfg', EVAL_CFG_KEYS)):
+    for name, schema in (('train_cfg', TRAIN_CFG_KEYS), ('val_cfg', EVAL_CFG_KEYS), ('test_cfg', EVAL_CFG_KEYS),
+                         ('env_cfg', ENV_CFG_KEYS), ('randomness', RANDOMNESS_KEYS)):
         section = cfg.get(name)
         if section is None:
             continue

@@ -159,3 +159,15 @@ def test_train_tool_checks_the_config_after_cfg_options(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "train_cfg.max_epoch: unknown key; did you mean 'max_epochs'?" in lines[0], lines
     assert not (tmp_path / 'w').exists()
+
+
+@pytest.mark.parametrize('key, value, message', [
+    ('randomness', dict(sed=1), r"randomness.sed: unknown key.*'seed'"),
+    ('randomness', dict(seed='one'), "randomness.seed must be an int, got 'one'"),
+    ('env_cfg', dict(device='CPU'), r"env_cfg.device: unknown key"),
+    ('env_cfg', dict(cpu_threads=2.5), 'env_cfg.cpu_threads must be an int'),
+])
+def test_env_cfg_and_randomness_keys_are_checked(key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        check_config(Config({key: value}))
+    check_config(Config({'env_cfg': dict(device_target=None, cpu_threads=None), 'randomness': dict(seed=None)}))
