@@ -1,5 +1,11 @@
 """effnet_mm: EfficientNet image classification on MindSpore, in the OpenMMLab style."""
+import os
+
 from .version import __version__
+
+# MindSpore's C++ log level (read when MindSpore is imported): errors only unless the user chose a level.  Its
+# default (warnings) floods every tool's output with scheduler and kernel-selection messages.
+os.environ.setdefault('GLOG_v', '3')
 
 
 def _check_numpy() -> None:

@@ -31,6 +31,8 @@ class Registry(_MMRegistry):
 
 #: Networks: backbones, necks, heads, losses, classifiers, data preprocessors, conv/norm layers.
 MODELS = Registry('model', scope=SCOPE, locations=['effnet_mm.models'])
+#: Batch augmentations of training (``Mixup``, ``CutMix``), configured in ``model.train_cfg.augments``.
+BATCH_AUGMENTS = Registry('batch augment', scope=SCOPE, locations=['effnet_mm.models.batch_augments'])
 #: Datasets (``ImageNet``, ``CustomDataset``, the demo dataset).
 DATASETS = Registry('dataset', scope=SCOPE, locations=['effnet_mm.datasets'])
 #: Data transforms (plain callables on a results dict).
@@ -49,6 +51,6 @@ RUNNERS = Registry('runner', scope=SCOPE, locations=['effnet_mm.engine.runner'])
 VISBACKENDS = Registry('vis_backend', scope=SCOPE, locations=['effnet_mm.engine.visbackends'])
 
 __all__ = [
-    'SCOPE', 'MODELS', 'DATASETS', 'TRANSFORMS', 'OPTIMIZERS', 'PARAM_SCHEDULERS', 'HOOKS', 'METRICS', 'RUNNERS',
-    'VISBACKENDS'
+    'SCOPE', 'MODELS', 'BATCH_AUGMENTS', 'DATASETS', 'TRANSFORMS', 'OPTIMIZERS', 'PARAM_SCHEDULERS', 'HOOKS', 'METRICS',
+    'RUNNERS', 'VISBACKENDS'
 ]

@@ -18,8 +18,16 @@ from mmengine.config import Config, DictAction
 
 from effnet_mm.apis import count_model_cost
 from effnet_mm.apis.model_init import build_classifier, model_cfg_with_preprocessor
+from effnet_mm.converters.families import FAMILIES
 from effnet_mm.datasets import build_dataloader
-from effnet_mm.datasets.transforms import AutoAugment, Compose, EfficientNetCenterCrop, EfficientNetRandomCrop
+from effnet_mm.datasets.transforms import (
+    AutoAugment,
+    CenterCrop,
+    Compose,
+    EfficientNetCenterCrop,
+    EfficientNetRandomCrop,
+    ResizeEdge,
+)
 from effnet_mm.variants import ADVPROP_MEAN, ADVPROP_STD, IMAGENET_MEAN, IMAGENET_STD, VARIANTS, get_variant
 from tests.helpers import ROOT, TF_FIXTURES
 
@@ -108,14 +116,32 @@ def test_metafile_entry_matches_config_and_variants(entry):
     pipes = {k: Compose(p) for k, p in _pipelines(cfg).items()}
     train_crop = _only(pipes['train_dataloader'], EfficientNetRandomCrop)
     assert train_crop.scale == expected and train_crop.crop_padding == 32
-    for key in ('val_dataloader', 'test_dataloader'):
-        crop = _only(pipes[key], EfficientNetCenterCrop)
-        assert (crop.crop_size, crop.crop_padding, crop.interpolation) == (expected, 32, 'bicubic'), key
     mean, std = NORMALISATION[meta['Normalization']]
     preprocessor = model_cfg_with_preprocessor(cfg)['data_preprocessor']
     assert tuple(preprocessor['mean']) == mean and tuple(preprocessor['std']) == std
+    if 'Source Library' in meta:  # weights of another library: its own evaluation and network, as the converter
+        _check_other_library(meta, cfg, variant, pipes, expected)  # knows them (effnet_mm.converters.families)
+        return
+    for key in ('val_dataloader', 'test_dataloader'):
+        crop = _only(pipes[key], EfficientNetCenterCrop)
+        assert (crop.crop_size, crop.crop_padding, crop.interpolation) == (expected, 32, 'bicubic'), key
     assert ('-01norm' in entry['Config']) == (meta['Normalization'] == 'advprop')
     assert ('advprop' in entry['Name']) == (meta['Normalization'] == 'advprop')
+
+
+def _check_other_library(meta, cfg, variant, pipes, resolution):
+    family = FAMILIES[meta['Source Library']]
+    flavour = 'tf_' if meta['Source Arch'].startswith('tf_') else ''
+    options = family.model_options(variant, flavour if family.name == 'timm' else None)
+    backbone = cfg.model.backbone
+    assert (backbone.padding, backbone.norm_cfg.eps, backbone.norm_cfg.momentum) == \
+        (options.padding, options.bn_eps, options.bn_momentum)
+    prep = family.preprocessing(variant, flavour)
+    assert prep.crop == resolution and (prep.mean, prep.std) == NORMALISATION[meta['Normalization']]
+    for key in ('val_dataloader', 'test_dataloader'):
+        resize, crop = _only(pipes[key], ResizeEdge), _only(pipes[key], CenterCrop)
+        assert (resize.scale, resize.edge, resize.interpolation) == (prep.resize, 'short', prep.interpolation), key
+        assert crop.crop_size == prep.crop, key
 
 
 @pytest.mark.parametrize('entry', MODELS, ids=[m['Name'] for m in MODELS])
@@ -143,7 +169,8 @@ def test_train_capable_configs_are_exactly_the_tf_recipe_ones(entry):
         assert has_aa and tf_recipe and entry['Results'] is None
         assert entry['Config'].endswith('-aa_in1k.py')
     else:
-        assert usage.startswith(EVAL_USAGE) and entry['Converted From']['Weights'].endswith('.tar.gz')
+        assert usage.startswith(EVAL_USAGE) and entry['Converted From']['Weights']
+        assert entry['Converted From']['Weights'].endswith('.tar.gz') or 'Source Library' in entry['Metadata']
         assert not has_aa and not tf_recipe and 'INFERENCE-ONLY' in (ROOT / entry['Config']).read_text()
 
 
@@ -169,3 +196,17 @@ def test_cfg_options_reach_the_built_model_and_loader(tmp_path):
     assert loader.batch_size == 4 and len(loader) == 2
     batch = next(iter(loader))
     assert batch['inputs'].shape == (4, 3, 300, 300) and batch['inputs'].dtype == np.uint8
+
+
+def test_tf_schedule_decays_what_tf_decays():
+    """TF adds L2 for every trainable variable whose name lacks 'batch_normalization': biases too, BN gamma/beta not."""
+    from effnet_mm.engine.optimizers import build_param_groups
+
+    cfg = load(str(ZOO / 'efficientnet-b0_8xb32-aa_in1k.py'))
+    params = build_classifier(cfg, init_weights=False).trainable_params()
+    groups = build_param_groups(params, cfg.optim_wrapper.optimizer.weight_decay, cfg.optim_wrapper.paramwise_cfg)
+    undecayed = {p.name for g in groups if g['weight_decay'] == 0 for p in g['params']}
+    decayed = {p.name for g in groups if g['weight_decay'] == 1e-5 for p in g['params']}
+    assert undecayed == {p.name for p in params if '.bn.' in p.name}
+    assert decayed == {p.name for p in params} - undecayed
+    assert 'head.fc.bias' in decayed and any('.se.' in name and name.endswith('.bias') for name in decayed)

@@ -16,12 +16,8 @@ import os
 import sys
 from typing import List, Optional
 
-os.environ.setdefault('GLOG_v', '3')
-
-from mmengine.config import DictAction  # noqa: E402
-
-from effnet_mm.apis import EXPORT_FORMATS, error_message, export_model, init_model, input_shape_from_cfg  # noqa: E402
-from effnet_mm.apis.export import INPUT_DTYPES  # noqa: E402
+from effnet_mm.apis.export import EXPORT_FORMATS, INPUT_DTYPES
+from effnet_mm.runtime import cli
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -30,26 +26,30 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help='weights (.ckpt)')
     parser.add_argument('--format', required=True, type=str.upper, choices=EXPORT_FORMATS, help='output format')
     parser.add_argument('--out', help='output file (default: <checkpoint stem>.<mindir|onnx> next to the checkpoint)')
-    parser.add_argument('--batch-size', type=int, default=1, help='static batch size of the graph (default 1)')
+    parser.add_argument('--batch-size', type=cli.positive_int, default=1,
+                        help='static batch size of the graph (default 1)')
     parser.add_argument('--input-dtype', default='float32', choices=INPUT_DTYPES,
                         help='dtype of the graph input, BGR 0..255 either way (default float32)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys, key=value')
+    cli.add_cfg_options_arg(parser)
+    cli.add_traceback_arg(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    try:
+
+    def run() -> int:
+        from effnet_mm.apis import export_model, init_model, input_shape_from_cfg
+
         model = init_model(args.config, args.checkpoint, cfg_options=args.cfg_options)
         shape = input_shape_from_cfg(model.cfg, args.batch_size)
         out = args.out or os.path.splitext(args.checkpoint)[0]
         path = export_model(model, args.format, out, shape, input_dtype=args.input_dtype)
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        print(f'error: {error_message(err)}', file=sys.stderr)
-        return 1
-    print(f'Exported {args.format} to {path}: input "input" {args.input_dtype} {shape} (NCHW, BGR, 0..255), '
-          f'output "logits" ({shape[0]}, {model.head.num_classes})')
-    return 0
+        print(f'Exported {args.format} to {path}: input "input" {args.input_dtype} {shape} (NCHW, BGR, 0..255), '
+              f'output "logits" ({shape[0]}, {model.head.num_classes})')
+        return cli.EXIT_OK
+
+    return cli.run_tool(run, args.traceback)
 
 
 if __name__ == '__main__':

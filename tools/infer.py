@@ -5,23 +5,20 @@ Examples::
     python tools/infer.py configs/efficientnet/efficientnet-b0_8xb32_in1k.py b0.ckpt demo.jpg
     python tools/infer.py configs/efficientnet/efficientnet-b3_8xb32-01norm_in1k.py b3_ap.ckpt images/ --topk 3
 
-Class names come from the config's test dataset (``classes`` / ``metainfo.classes``); ImageNet names are not
-shipped, so ImageNet configs print class indices.  See docs/export_inference.md.
+Each image gets its path, then one line per class: rank, probability, label and class name (``model.dataset_meta``:
+the config's dataset classes, or the dataset type's defaults such as the 1000 ImageNet names).  An image that cannot
+be read is reported on stderr (one line naming the file and the problem) and the others are still classified; the
+exit status is then 1.  See docs/export_inference.md.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
-os.environ.setdefault('GLOG_v', '3')
-
-from mmengine.config import DictAction  # noqa: E402
-
-from effnet_mm.apis import error_message, inference_model, init_model  # noqa: E402
-
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
+from effnet_mm.datasets.image_files import IMG_EXTENSIONS, find_images
+from effnet_mm.runtime import cli
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -29,43 +26,64 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='weights (.ckpt)')
     parser.add_argument('image', help='an image file or a folder of images (not recursive)')
-    parser.add_argument('--topk', type=int, default=5, help='classes printed per image (default 5)')
-    parser.add_argument('--batch-size', type=int, default=8, help='images per forward pass (default 8)')
-    parser.add_argument('--device', default='CPU', help='CPU, GPU or Ascend (optionally :<id>)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys, key=value')
+    parser.add_argument('--topk', type=cli.positive_int, default=5, help='classes printed per image (default 5)')
+    parser.add_argument('--batch-size', type=cli.positive_int, default=8, help='images per forward pass (default 8)')
+    cli.add_device_arg(parser, default='CPU')
+    cli.add_cfg_options_arg(parser)
+    cli.add_traceback_arg(parser)
     return parser.parse_args(argv)
 
 
 def list_images(path: str) -> List[str]:
-    """``path`` itself, or the image files of the folder ``path`` in sorted order."""
+    """``path`` itself, or the image files of the folder ``path`` in sorted order (the datasets' rule: image
+    extensions, hidden files such as macOS ``._x.jpg`` left out)."""
     if os.path.isfile(path):
         return [path]
     if os.path.isdir(path):
-        files = sorted(os.path.join(path, f) for f in os.listdir(path) if f.lower().endswith(IMAGE_EXTENSIONS))
+        files = find_images(path, recursive=False)
         if not files:
-            raise FileNotFoundError(f'no image files ({", ".join(IMAGE_EXTENSIONS)}) in folder {path}')
+            raise FileNotFoundError(f'no image files ({", ".join(IMG_EXTENSIONS)}) in folder {path}')
         return files
     raise FileNotFoundError(f'image or folder not found: {path}')
 
 
+def format_prediction(path: str, topk: Sequence[tuple]) -> List[str]:
+    """The lines printed for one image: its path, then ``rank. probability label name`` per class."""
+    width = max(len(str(label)) for label, _, _ in topk)
+    lines = [path]
+    for rank, (label, score, name) in enumerate(topk, start=1):
+        named = f'  {name}' if name != str(label) else ''
+        lines.append(f'  {rank}. {score:.4f}  {label:>{width}d}{named}')
+    return lines
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    if args.topk < 1 or args.batch_size < 1:
-        print('error: --topk and --batch-size must be >= 1', file=sys.stderr)
-        return 2
-    try:
-        images = list_images(args.image)
-        model = init_model(args.config, args.checkpoint, device=args.device, cfg_options=args.cfg_options)
-        for start in range(0, len(images), args.batch_size):
-            chunk = images[start:start + args.batch_size]
-            for path, result in zip(chunk, inference_model(model, chunk, topk=args.topk)):
-                print(path)
-                for rank, (label, score, name) in enumerate(result['topk'], start=1):
-                    print(f'  {rank}. {name:<24} label={label:<5d} score={score:.4f}')
-    except (FileNotFoundError, KeyError, ValueError, OSError) as err:
-        print(f'error: {error_message(err)}', file=sys.stderr)
-        return 1
-    return 0
+    return cli.run_tool(lambda: _classify(args), args.traceback)
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from effnet_mm.apis import inference_model, init_model
+    from effnet_mm.datasets.transforms import CorruptImageError, imread
+
+    images = list_images(args.image)
+    model = init_model(args.config, args.checkpoint, device=args.device, cfg_options=args.cfg_options)
+    unreadable = 0
+    for start in range(0, len(images), args.batch_size):
+        paths, arrays = [], []
+        for path in images[start:start + args.batch_size]:
+            try:
+                arrays.append(imread(path))  # decoded here so that one bad file costs only itself
+                paths.append(path)
+            except (CorruptImageError, FileNotFoundError) as err:
+                print(f'error: {err}', file=sys.stderr)
+                unreadable += 1
+        if arrays:
+            for path, result in zip(paths, inference_model(model, arrays, topk=args.topk)):
+                print('\n'.join(format_prediction(path, result['topk'])), flush=True)
+    if unreadable:
+        raise OSError(f'{unreadable} of {len(images)} images could not be read')
+    return cli.EXIT_OK
 
 
 if __name__ == '__main__':

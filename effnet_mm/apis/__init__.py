@@ -4,7 +4,7 @@ Example::
 
     from effnet_mm.apis import init_model, inference_model
     model = init_model('configs/efficientnet/efficientnet-b0_8xb32_in1k.py', 'b0.ckpt')
-    result = inference_model(model, 'demo.jpg')   # {'pred_label': 281, 'pred_score': 0.83, 'pred_class': '281', ...}
+    result = inference_model(model, 'demo.jpg')   # {'pred_label': 281, 'pred_class': 'tabby, tabby cat', ...}
 """
 from .complexity import LayerCost, ModelCost, count_model_cost
 from .export import EXPORT_FORMATS, export_model, input_shape_from_cfg

@@ -1,13 +1,15 @@
 """Export a classifier (data preprocessor included) to MindIR or ONNX with a static input shape."""
 from __future__ import annotations
 
+import json
+import os
 from typing import Tuple
 
 import numpy as np
 from mmengine.config import Config
 
 from effnet_mm.ops import kernels_disabled
-from effnet_mm.utils.fileio import atomic_write
+from effnet_mm.utils.fileio import atomic_write, write_text
 
 from .inference import test_crop_size
 
@@ -31,13 +33,20 @@ def _output_path(out: str, file_format: str) -> str:
     return out if out.lower().endswith(suffix) else out + suffix
 
 
+def metadata_path(path: str) -> str:
+    """The metadata file written beside an export: ``b0.onnx`` → ``b0.onnx.json``."""
+    return f'{path}.json'
+
+
 def export_model(model, file_format: str, out: str, input_shape: Tuple[int, int, int, int],
                  input_dtype: str = 'float32', seed: int = 0) -> str:
     """Export ``model`` (in evaluation mode) for a fixed ``input_shape``.
 
     The graph is the whole ``ImageClassifier``: it takes a raw NCHW **BGR** batch on the 0..255 scale (``float32``
     or ``uint8`` as ``input_dtype`` says), does BGR→RGB and the config's normalisation inside, and returns
-    ``(N, num_classes)`` logits (no softmax).
+    ``(N, num_classes)`` logits (no softmax).  Beside it, :func:`metadata_path` gets a JSON file with what a
+    deployment needs to use the graph: input name, shape, dtype and channel order, output name, and the class names
+    (``model.dataset_meta``, from the config or the checkpoint's run).
 
     Args:
         model: the classifier (e.g. from :func:`~effnet_mm.apis.init_model`).
@@ -70,4 +79,11 @@ def export_model(model, file_format: str, out: str, input_shape: Tuple[int, int,
             ms.export(model, dummy, file_name=tmp[:-len(suffix)], file_format='MINDIR')
         else:
             ms.onnx.export(model, dummy, file_name=tmp, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
+    classes = (getattr(model, 'dataset_meta', None) or {}).get('classes')
+    meta = dict(format=file_format, graph=os.path.basename(path),
+                input=dict(name=INPUT_NAME, shape=list(input_shape), dtype=input_dtype, layout='NCHW',
+                           channel_order='BGR', value_range=[0, 255]),
+                output=dict(name=OUTPUT_NAME, meaning='logits (no softmax)'),
+                classes=list(classes) if classes else None)
+    write_text(metadata_path(path), json.dumps(meta, indent=1) + '\n')
     return path

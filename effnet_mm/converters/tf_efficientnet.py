@@ -1,105 +1,27 @@
-"""Convert official TensorFlow EfficientNet checkpoints (tensorflow/tpu) to effnet_mm MindSpore weights.
+"""Plan the conversion of an official TensorFlow EfficientNet checkpoint (tensorflow/tpu) from its tensor shapes.
 
-Pipeline: :func:`plan_conversion` (shapes only: detect the variant, derive the name mapping from the rebuilt model
-(:mod:`.tf_names`), choose EMA or raw tensors, validate coverage and shapes) → :func:`read_converted` (read and
-re-layout the tensors) → :func:`write_weights` (atomic write).  :func:`convert_tf_checkpoint` runs all three on a
-checkpoint prefix, a folder or a released ``.tar.gz``.
+:func:`plan_conversion` detects the variant from the variable scope, derives the name mapping from the rebuilt model
+(:mod:`.tf_names`), chooses EMA or raw tensors and validates coverage and shapes; the conversion itself (reading,
+writing, the config stored with the weights) is :func:`effnet_mm.converters.convert_weights` with ``source='tf'``.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import sys
-import tempfile
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
-
-import numpy as np
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 from effnet_mm.variants import VARIANTS, get_variant
-from effnet_mm.version import __version__
 
 from .errors import ConversionError
-from .tf_names import LAYOUT_AXES, TF_NUM_CLASSES, TensorMapping, build_reference_model, derive_mappings
-from .tf_reader import TensorReader, TFCheckpointReader
-from .tf_source import resolve_checkpoint
+from .plan import ConversionPlan, PlannedTensor, raise_problems
+from .tf_names import TF_NUM_CLASSES, build_reference_model, derive_mappings
 
 if TYPE_CHECKING:
     from mindspore import nn
 
 logger = logging.getLogger(__name__)
 
-#: Bumped whenever converted files could differ (mapping, layouts, metadata).
-CONVERTER_VERSION = '1.0'
 EMA_SUFFIX = '/ExponentialMovingAverage'
-
-
-@dataclass(frozen=True)
-class PlannedTensor:
-    """A mapping with the checkpoint tensor actually chosen for it (the EMA shadow or the raw variable)."""
-
-    mapping: TensorMapping
-    tensor: str
-    is_ema: bool
-
-
-@dataclass
-class ConversionPlan:
-    """Everything decided before a single value is read.
-
-    Attributes:
-        arch: variant name (``'b0'`` ...).
-        scope: TF variable scope (``'efficientnet-b0'``).
-        use_ema: EMA shadows were requested.
-        tensors: the tensors to convert, in model order.
-        omitted: TF variables deliberately left out (the classifier when ``num_classes`` differs).
-        ignored: checkpoint tensors that are not weights (``global_step``, RMSProp slots).
-        raw_fallbacks: variables converted from raw values although EMA was requested (no shadow).
-    """
-
-    arch: str
-    scope: str
-    use_ema: bool
-    tensors: List[PlannedTensor]
-    omitted: List[str] = field(default_factory=list)
-    ignored: List[str] = field(default_factory=list)
-    raw_fallbacks: List[str] = field(default_factory=list)
-
-    @property
-    def weights(self) -> str:
-        """``'ema'``, ``'raw'`` or ``'mixed'``: which values the converted tensors hold."""
-        kinds = {t.is_ema for t in self.tensors}
-        return 'mixed' if len(kinds) > 1 else ('ema' if True in kinds else 'raw')
-
-    @property
-    def num_params(self) -> int:
-        return int(sum(np.prod(t.mapping.target_shape, dtype=np.int64) for t in self.tensors))
-
-
-@dataclass
-class ConversionResult:
-    """What :func:`convert_tf_checkpoint` wrote."""
-
-    path: str
-    arch: str
-    weights: str
-    num_tensors: int
-    num_params: int
-    classifier_included: bool
-    sha256: str
-
-    def summary(self) -> str:
-        """One line for logs and the CLI."""
-        head = 'with classifier' if self.classifier_included else 'without classifier'
-        return (f'Converted efficientnet-{self.arch} ({self.weights.upper()} weights, {head}): '
-                f'{self.num_tensors} tensors mapped, {self.num_params:,} parameters -> {self.path}')
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Planning: variant detection, EMA choice, validation (shapes only)
-# ---------------------------------------------------------------------------------------------------------------
 
 
 def is_ignored(name: str) -> bool:
@@ -186,14 +108,10 @@ def plan_conversion(shapes: Mapping[str, Sequence[int]],
 
     plan.ignored = sorted(n for n in shapes if is_ignored(n))
     unused = sorted(set(shapes) - accounted - set(plan.ignored))
-    problems = []
-    for title, items in (('model parameters without a checkpoint tensor', missing),
-                         ('checkpoint tensors with the wrong shape', mismatched),
-                         ('checkpoint tensors left unused', unused)):
-        if items:
-            problems.append(f'{len(items)} {title}:\n  ' + '\n  '.join(items))
-    if problems:
-        raise ConversionError(f'{source} does not match efficientnet-{detected}:\n' + '\n'.join(problems))
+    raise_problems(source, f'efficientnet-{detected}', [('model parameters without a checkpoint tensor', missing),
+                                                        ('checkpoint tensors with the wrong shape', mismatched),
+                                                        ('checkpoint tensors left unused', unused)])
+    plan.num_classes = TF_NUM_CLASSES if keep_classifier else None
 
     if plan.omitted:
         logger.info('num_classes=%d differs from the checkpoint\'s %d: leaving out the classifier (%s), so the file '
@@ -212,139 +130,3 @@ def _requested_arch(arch: str) -> str:
     except KeyError as err:
         raise ConversionError(f'--arch {arch!r} is not a variant; expected auto or one of {sorted(VARIANTS)}') \
             from err
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Reading, writing, the whole conversion
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def read_converted(plan: ConversionPlan,
-                   reader: TensorReader,
-                   progress: Optional[Callable[[Iterator], Iterator]] = None) -> Dict[str, np.ndarray]:
-    """Read every planned tensor and convert it to MindSpore's layout (float32, C-contiguous).
-
-    Args:
-        plan: from :func:`plan_conversion`.
-        reader: the checkpoint the plan was made from.
-        progress: optional wrapper of the tensor iterator (e.g. a progress bar).
-
-    Raises:
-        CheckpointReadError: a tensor cannot be read (truncated or corrupt data file).
-        ConversionError: a tensor is not floating point or does not have its declared shape.
-    """
-    params: Dict[str, np.ndarray] = {}
-    items = iter(plan.tensors)
-    for planned in (progress(items) if progress else items):
-        value = reader.read(planned.tensor)
-        if not np.issubdtype(value.dtype, np.floating):
-            raise ConversionError(f'Tensor {planned.tensor!r} has dtype {value.dtype}, expected floating point')
-        if tuple(value.shape) != planned.mapping.source_shape:
-            raise ConversionError(f'Tensor {planned.tensor!r} read with shape {list(value.shape)}, its index '
-                                  f'declares {list(planned.mapping.source_shape)}')
-        axes = LAYOUT_AXES[planned.mapping.layout]
-        if axes is not None:
-            value = np.transpose(value, axes)
-        params[planned.mapping.target] = np.ascontiguousarray(value, dtype=np.float32)
-    return params
-
-
-def write_weights(params: Mapping[str, np.ndarray], dst: str, meta: Mapping[str, object],
-                  publish: bool = False) -> Tuple[str, str]:
-    """Atomically write a weights-only checkpoint; with ``publish`` name it ``<stem>-<sha256[:8]>.ckpt``.
-
-    The file is written atomically (a failure leaves nothing behind); with ``publish`` the complete file is then
-    renamed to its hashed name.
-
-    Returns:
-        ``(path written, sha256 hex digest of the file)``.
-    """
-    from effnet_mm.utils import save_checkpoint
-
-    if not dst.endswith('.ckpt'):
-        raise ConversionError(f'Destination {dst!r} must end with ".ckpt"')
-    save_checkpoint(dict(params), dst, meta)
-    digest = _sha256(dst)
-    if not publish:
-        return dst, digest
-    final = f'{dst[:-len(".ckpt")]}-{digest[:8]}.ckpt'
-    os.replace(dst, final)
-    return final, digest
-
-
-def _sha256(path: str) -> str:
-    sha = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            sha.update(chunk)
-    return sha.hexdigest()
-
-
-def convert_tf_checkpoint(src: str,
-                          dst: str,
-                          arch: str = 'auto',
-                          use_ema: bool = True,
-                          num_classes: int = TF_NUM_CLASSES,
-                          publish: bool = False,
-                          show_progress: bool = False) -> ConversionResult:
-    """Convert an official TF EfficientNet checkpoint into a weights-only effnet_mm checkpoint.
-
-    Args:
-        src: checkpoint prefix (``.../model.ckpt``), folder with a ``checkpoint`` state file, or released
-            ``.tar.gz``.
-        dst: destination ``.ckpt`` file.
-        arch: ``'auto'`` (from the variable scope) or the expected variant, checked against the checkpoint.
-        use_ema: prefer the EMA shadows (TF's evaluation weights); False converts the raw variables.
-        num_classes: when not 1000 the classifier is left out, for fine-tuning.
-        publish: name the file ``<dst stem>-<first 8 hex digits of its sha256>.ckpt`` (OpenMMLab's publish_model).
-        show_progress: show a progress bar while reading tensors.
-
-    Returns:
-        what was written; nothing is written when an error is raised.
-
-    Raises:
-        ConversionError: any problem with the source, the mapping or the destination (subclasses say which).
-    """
-    if not dst.endswith('.ckpt'):
-        raise ConversionError(f'Destination {dst!r} must end with ".ckpt"')
-    with tempfile.TemporaryDirectory(prefix='effnet_mm_tf_') as scratch:
-        prefix = resolve_checkpoint(src, scratch)
-        reader = TFCheckpointReader(prefix)
-        plan = plan_conversion(reader.shapes(), arch=arch, use_ema=use_ema, num_classes=num_classes, source=src)
-        logger.info('Converting %s (%s, %s weights): %d tensors', src, plan.scope, plan.weights.upper(),
-                    len(plan.tensors))
-        params = read_converted(plan, reader, _progress_bar(len(plan.tensors)) if show_progress else None)
-    in_archive = os.path.commonpath([os.path.abspath(prefix), os.path.abspath(scratch)]) == os.path.abspath(scratch)
-    meta = {
-        'source': os.path.abspath(src),
-        # inside an archive, the path of the checkpoint relative to the archive root
-        'source_checkpoint': os.path.relpath(prefix, scratch) if in_archive else os.path.abspath(prefix),
-        'arch': plan.arch,
-        'tf_scope': plan.scope,
-        'ema': plan.weights != 'raw',
-        'weights': plan.weights,
-        'num_classes': TF_NUM_CLASSES if not plan.omitted else 'none (classifier left out)',
-        'converter': 'effnet_mm.converters.tf_efficientnet',
-        'converter_version': CONVERTER_VERSION,
-        'effnet_mm_version': __version__,
-    }
-    path, digest = write_weights(params, dst, meta, publish=publish)
-    return ConversionResult(path=path, arch=plan.arch, weights=plan.weights, num_tensors=len(params),
-                            num_params=int(sum(v.size for v in params.values())),
-                            classifier_included=not plan.omitted, sha256=digest)
-
-
-def _progress_bar(total: int) -> Callable[[Iterator], Iterator]:
-    def wrap(items: Iterator) -> Iterator:
-        from mmengine.utils import ProgressBar
-        bar = ProgressBar(total, file=sys.stderr)  # stdout stays free for the summary line
-        step = max(1, total // 50)  # redraw ~50 times: keeps non-terminal logs (CI) short
-        done = 0
-        for item in items:
-            yield item
-            done += 1
-            if done % step == 0 or done == total:
-                bar.update(step if done % step == 0 else done % step)
-        bar.file.write('\n')
-
-    return wrap

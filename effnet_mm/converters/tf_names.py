@@ -13,12 +13,12 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Tuple
 
 from effnet_mm.variants import get_variant
 
 from .errors import ConversionError
-from .tf_reader import Shape
+from .layouts import Shape, source_shape
 
 if TYPE_CHECKING:  # MindSpore is imported lazily: building the model is the only part that needs it
     from mindspore import nn
@@ -27,18 +27,13 @@ if TYPE_CHECKING:  # MindSpore is imported lazily: building the model is the onl
 TF_NUM_CLASSES = 1000
 BN_PARAMS = ('gamma', 'beta', 'moving_mean', 'moving_variance')
 
-#: Axes that turn a TF layout into ours: ``ours = np.transpose(tf_value, AXES[layout])``.
-LAYOUT_AXES: Dict[str, Optional[Tuple[int, ...]]] = {
-    'conv': (3, 2, 0, 1),  # HWIO → OIHW
-    'depthwise': (2, 3, 0, 1),  # H W C 1 → C 1 H W (MindSpore grouped conv with groups == C)
-    'dense': (1, 0),  # [in, out] → [out, in]
-    'vector': None,  # biases and BN statistics
-}
-
 
 @dataclass(frozen=True)
 class TensorMapping:
-    """One parameter of the rebuilt model and the TF variable (without EMA suffix) it comes from."""
+    """One parameter of the rebuilt model and the source tensor (a TF variable without EMA suffix) it comes from.
+
+    ``layout`` is one of :data:`effnet_mm.converters.layouts.LAYOUTS`.
+    """
 
     target: str
     source: str
@@ -47,14 +42,8 @@ class TensorMapping:
 
     @property
     def source_shape(self) -> Shape:
-        """The shape the TF variable must have: ``target_shape`` in TF's layout."""
-        axes = LAYOUT_AXES[self.layout]
-        if axes is None:
-            return self.target_shape
-        shape = [0] * len(axes)
-        for ours, theirs in enumerate(axes):
-            shape[theirs] = self.target_shape[ours]
-        return tuple(shape)
+        """The shape the source tensor must have: ``target_shape`` in the source's layout."""
+        return source_shape(self.layout, self.target_shape)
 
 
 class KerasNamer:

@@ -8,13 +8,12 @@ arrays, so the mapping can be tested without TensorFlow or real checkpoints.
 from __future__ import annotations
 
 import os
-from typing import Dict, Mapping, Protocol, Tuple
+from typing import Dict, Mapping, Protocol
 
 import numpy as np
 
 from .errors import CheckpointReadError, MissingDependencyError
-
-Shape = Tuple[int, ...]
+from .layouts import Shape
 
 TF_INSTALL_HINT = ('Reading TensorFlow checkpoints needs TensorFlow, an optional dependency of effnet_mm: '
                    'install it with `pip install "effnet_mm[tf]"` (or `pip install tensorflow`)')

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import copy
 import os
-import warnings
 from abc import ABC, abstractmethod
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Callable, ClassVar, List, Optional, Sequence, Union
 
 import numpy as np
 
 from .transforms import Compose, CorruptImageError
+
+#: Errors of one sample's data (not of the code) that ``skip_corrupt=True`` skips.
+SKIPPABLE_ERRORS = (CorruptImageError, FileNotFoundError)
 
 
 def expand_path(root: str, path: str) -> str:
@@ -41,6 +43,8 @@ class BaseDataset(ABC):
 
     Subclasses implement :meth:`load_data_list`.  ``prepare_data(idx, rng)`` runs the pipeline on a copy of sample
     ``idx`` with ``sample_idx`` and the random generator ``rng`` (the loader seeds it from ``(seed, epoch, idx)``).
+    ``METAINFO`` holds a dataset type's defaults (``ImageNet``: the 1000 class names), readable from a config's
+    ``type`` without building the dataset.
 
     Args:
         data_root: root folder; relative ``ann_file`` / ``data_prefix`` are joined to it.
@@ -49,8 +53,13 @@ class BaseDataset(ABC):
         classes: class names (list, or a file with one per line); subclasses may infer them.
         metainfo: extra meta information; ``metainfo['classes']`` may give the classes too.
         pipeline: transform configs or callables.
-        skip_corrupt: when an image cannot be decoded, warn and drop the sample instead of raising.
+        skip_corrupt: the loader skips samples whose image is missing or cannot be decoded instead of stopping, and
+            reports them (``loader.skipped``); training loaders fetch another sample in their place.
+        max_refetch: how many replacement samples a training loader tries for one position before giving up.
     """
+
+    #: Default meta information of the dataset type (e.g. ``{'classes': (...)}``).
+    METAINFO: ClassVar[dict] = {}
 
     def __init__(self,
                  data_root: str = '',
@@ -59,7 +68,8 @@ class BaseDataset(ABC):
                  classes: Union[str, Sequence[str], None] = None,
                  metainfo: Optional[dict] = None,
                  pipeline: Sequence[Union[dict, Callable]] = (),
-                 skip_corrupt: bool = False) -> None:
+                 skip_corrupt: bool = False,
+                 max_refetch: int = 1000) -> None:
         if isinstance(data_prefix, dict):
             data_prefix = data_prefix.get('img_path', '')
         self.data_root = os.path.expanduser(data_root or '')
@@ -72,6 +82,9 @@ class BaseDataset(ABC):
         if classes is None:
             classes = self.metainfo.get('classes')
         self.skip_corrupt = bool(skip_corrupt)
+        if max_refetch < 0:
+            raise ValueError(f'{type(self).__name__}: max_refetch must be >= 0, got {max_refetch}')
+        self.max_refetch = int(max_refetch)
         self.pipeline = Compose(pipeline)
         self.data_list: List[dict] = self.load_data_list(read_classes(classes))
         if not self.data_list:
@@ -95,16 +108,15 @@ class BaseDataset(ABC):
         return np.array([d['gt_label'] for d in self.data_list], dtype=np.int64)
 
     def prepare_data(self, idx: int, rng: Optional[np.random.Generator] = None) -> Optional[dict]:
-        """Run the pipeline on sample ``idx``; None when the image is corrupt and ``skip_corrupt`` is set."""
+        """Run the pipeline on sample ``idx`` (None if a transform dropped it).
+
+        Raises:
+            FileNotFoundError / CorruptImageError: the sample's image is missing or broken (whatever
+                ``skip_corrupt`` says: skipping is the loader's job, which also counts and reports the skips).
+        """
         results = self.get_data_info(idx)
         results['rng'] = rng if rng is not None else np.random.default_rng()
-        try:
-            return self.pipeline(results)
-        except (CorruptImageError, FileNotFoundError) as err:
-            if not self.skip_corrupt:
-                raise
-            warnings.warn(f'{type(self).__name__}: skipping sample {idx}: {err}', stacklevel=2)
-            return None
+        return self.pipeline(results)
 
     def __getitem__(self, idx: int) -> Optional[dict]:
         return self.prepare_data(idx)

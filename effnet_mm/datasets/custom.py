@@ -7,30 +7,26 @@ from typing import List, Optional, Sequence, Tuple
 from effnet_mm.registry import DATASETS
 
 from .base_dataset import BaseDataset
+from .image_files import IMG_EXTENSIONS, find_images, is_hidden
 
-IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
 
-
-def _images_in(folder: str, extensions: Tuple[str, ...]) -> List[str]:
-    """Image files below ``folder`` (recursive), sorted so the sample order never depends on the file system."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames.sort()
-        found.extend(os.path.join(dirpath, f) for f in sorted(filenames) if f.lower().endswith(extensions))
-    return found
+def class_folders(prefix: str) -> List[str]:
+    """The visible sub-folders of ``prefix``, sorted (``.ipynb_checkpoints`` and the like are not classes)."""
+    return sorted(d for d in os.listdir(prefix) if not is_hidden(d) and os.path.isdir(os.path.join(prefix, d)))
 
 
 def scan_class_folders(prefix: str, classes: Optional[tuple], extensions: Tuple[str, ...], owner: str,
                        require_all: bool = True) -> Tuple[tuple, List[dict]]:
     """Samples of a ``prefix/<class>/**/<image>`` tree; class indices follow ``classes`` or the sorted names.
 
-    With ``require_all=False`` a class of ``classes`` without a folder simply has no samples (an existing but empty
-    folder is still an error).
+    Images are the files :func:`~effnet_mm.datasets.image_files.find_images` lists (hidden files and folders are
+    not).  With ``require_all=False`` a class of ``classes`` without a folder simply has no samples (an existing but
+    empty folder is still an error).
     """
     if not os.path.isdir(prefix):
         raise FileNotFoundError(f'{owner}: image folder {prefix!r} not found (expected {prefix}/<class>/<image>)')
     if classes is None:
-        classes = tuple(sorted(d for d in os.listdir(prefix) if os.path.isdir(os.path.join(prefix, d))))
+        classes = tuple(class_folders(prefix))
         if not classes:
             raise ValueError(f'{owner}: no class folders in {prefix!r} (expected {prefix}/<class>/<image>, '
                              f'or give ann_file)')
@@ -41,7 +37,7 @@ def scan_class_folders(prefix: str, classes: Optional[tuple], extensions: Tuple[
             if not require_all:
                 continue
             raise FileNotFoundError(f'{owner}: class folder {folder!r} of class {name!r} not found')
-        images = _images_in(folder, extensions)
+        images = find_images(folder, extensions)
         if not images:
             raise ValueError(f'{owner}: class folder {folder!r} has no images with extensions {list(extensions)}')
         samples.extend({'img_path': p, 'gt_label': label} for p in images)
@@ -81,9 +77,10 @@ def read_annotation_file(ann_file: str, prefix: str, num_classes: Optional[int],
 class CustomDataset(BaseDataset):
     """Images in class folders (``data_prefix/<class>/**/*.png``) or listed in an annotation file.
 
-    Without ``ann_file`` the classes are the sub-folders of ``data_prefix`` (sorted), or ``classes`` (in that order,
-    and only those).  With ``ann_file``, each line is ``<path relative to data_prefix> <label>``; ``classes`` (if
-    given) fixes the label range.  ``metainfo['classes']`` holds the class names.
+    Without ``ann_file`` the classes are the sub-folders of ``data_prefix`` (sorted, hidden ones excluded), or
+    ``classes`` (in that order, and only those); hidden files (``.x``, macOS ``._x.jpg``) are not images.  With
+    ``ann_file``, each line is ``<path relative to data_prefix> <label>``; ``classes`` (if given) fixes the label
+    range.  ``metainfo['classes']`` holds the class names.
 
     Example config::
 
@@ -93,7 +90,8 @@ class CustomDataset(BaseDataset):
                        classes=['cat', 'dog'], pipeline=[...])
 
     Args:
-        extensions: image file extensions considered when scanning folders (case-insensitive).
+        extensions: image file extensions considered when scanning folders (case-insensitive; default
+            :data:`~effnet_mm.datasets.image_files.IMG_EXTENSIONS`).
         **kwargs: see :class:`~effnet_mm.datasets.base_dataset.BaseDataset` (``data_root``, ``ann_file``,
             ``data_prefix``, ``classes``, ``metainfo``, ``pipeline``, ``skip_corrupt``).
     """

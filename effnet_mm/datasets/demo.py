@@ -33,6 +33,8 @@ class DemoDataset(CustomDataset):
             ``data_prefix`` are fixed by ``split``).
     """
 
+    METAINFO = {'classes': DEMO_CLASSES}
+
     def __init__(self, data_root: str = 'data/effnet_demo', split: str = 'train', seed: int = 0, **kwargs) -> None:
         if split not in ('train', 'val'):
             raise ValueError(f"DemoDataset: split must be 'train' or 'val', got {split!r}")

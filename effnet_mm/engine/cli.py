@@ -1,33 +1,12 @@
-"""Library side of ``tools/train.py`` and ``tools/test.py``: argument → config merging and error reporting."""
+"""Library side of ``tools/train.py`` and ``tools/test.py``: their flags merged into the config."""
 from __future__ import annotations
 
 import os
-import sys
-from typing import Callable, Optional
+from typing import Optional
 
 from mmengine.config import Config
 
-#: Errors that mean "the config or the command line is wrong": the tools print them as one line.
-USER_ERRORS = (KeyError, ValueError, FileNotFoundError, TypeError, ImportError)
-
-
-def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
-    """Read ``path`` and merge ``--cfg-options``; a missing file is a ``FileNotFoundError`` naming it."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'config file {path!r} does not exist')
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    return cfg
-
-
-def resolve_work_dir(cfg: Config, cli_work_dir: Optional[str]) -> str:
-    """mmengine's priority: ``--work-dir``, then ``work_dir`` in the config, then ``./work_dirs/<config stem>``."""
-    if cli_work_dir:
-        return cli_work_dir
-    if cfg.get('work_dir'):
-        return cfg.work_dir
-    return os.path.join('./work_dirs', os.path.splitext(os.path.basename(cfg.filename))[0])
+from effnet_mm.runtime.config import load_config, resolve_work_dir  # noqa: F401  (deprecated import location)
 
 
 def apply_train_args(cfg: Config, *, work_dir: Optional[str] = None, resume: Optional[str] = None,
@@ -80,18 +59,3 @@ def apply_test_args(cfg: Config, checkpoint: str, *, work_dir: Optional[str] = N
     cfg.resume = False
     cfg.launcher = launcher
     return cfg
-
-
-def run_reporting_errors(main: Callable[[], int]) -> int:
-    """Run ``main``; a config/argument error is printed as one ``error:`` line (exit status 2) instead of a traceback.
-
-    Set ``EFFNET_MM_TRACEBACK=1`` to get the full traceback.
-    """
-    if os.environ.get('EFFNET_MM_TRACEBACK'):
-        return main()
-    try:
-        return main()
-    except USER_ERRORS as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        print(f'error: {type(err).__name__}: {message}', file=sys.stderr)
-        return 2

@@ -1,80 +1,15 @@
-"""Data-parallel helpers over ``mindspore.communication`` (msrun launcher), usable without a launcher too."""
-from __future__ import annotations
+"""Deprecated location of :mod:`effnet_mm.runtime.dist` (kept so existing imports keep working)."""
+import warnings
 
-import os
-from typing import Optional
+from effnet_mm.runtime.dist import (  # noqa: F401
+                                    DEVICES,
+                                    LAUNCHERS,
+                                    all_reduce_sum,
+                                    get_rank,
+                                    get_world_size,
+                                    init_dist,
+                                    is_distributed,
+                                    select_device,
+)
 
-import numpy as np
-
-LAUNCHERS = ('none', 'msrun')
-DEVICES = ('CPU', 'GPU', 'Ascend')
-_initialised = False
-
-
-def select_device(device: Optional[str]) -> None:
-    """Run on ``device`` ('CPU', 'GPU' or 'Ascend'); None keeps MindSpore's default for the installed wheel.
-
-    Must happen before :func:`init_dist`: the collective backend (mccl, nccl, hccl) follows the device.
-    """
-    if device is None:
-        return
-    if device not in DEVICES:
-        raise ValueError(f'device must be one of {DEVICES}, got {device!r}')
-    import mindspore as ms
-
-    current = ms.get_context('device_target')
-    if _initialised and current != device:
-        raise ValueError(f'device {device!r} requested after the process group started on {current!r}; '
-                         f'pass --device {device} on the command line instead')
-    if current != device:
-        ms.set_device(device)
-
-
-def init_dist(launcher: str) -> None:
-    """Join the process group of ``launcher``; must be the FIRST thing a script does.
-
-    msrun also runs the script in its scheduler process, where ``init()`` never returns: nothing with side effects
-    (work dirs, logs) may run before this call.
-    """
-    global _initialised
-    if launcher not in LAUNCHERS:
-        raise ValueError(f'--launcher must be one of {LAUNCHERS}, got {launcher!r}')
-    if launcher == 'none' or _initialised:
-        return
-    from mindspore.communication import init
-
-    init()
-    _initialised = True
-
-
-def is_distributed() -> bool:
-    """True after :func:`init_dist` joined a group of more than one process."""
-    return _initialised and get_world_size() > 1
-
-
-def get_rank() -> int:
-    """This process's rank (0 without a launcher)."""
-    if not _initialised:
-        return int(os.environ.get('RANK_ID', 0)) if os.environ.get('MS_ROLE') == 'MS_WORKER' else 0
-    from mindspore.communication import get_rank as _get_rank
-
-    return int(_get_rank())
-
-
-def get_world_size() -> int:
-    """Number of data-parallel processes (1 without a launcher)."""
-    if not _initialised:
-        return 1
-    from mindspore.communication import get_group_size
-
-    return int(get_group_size())
-
-
-def all_reduce_sum(values: np.ndarray) -> np.ndarray:
-    """Sum a float array over all ranks (identity without a process group)."""
-    if not is_distributed():
-        return values
-    import mindspore as ms
-    from mindspore import ops
-
-    return ops.AllReduce()(ms.Tensor(np.asarray(values, np.float32))).asnumpy().astype(np.float64)
+warnings.warn('effnet_mm.engine.dist moved to effnet_mm.runtime.dist', DeprecationWarning, stacklevel=2)

@@ -10,8 +10,6 @@ from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
 from effnet_mm.ops import kernels_unavailable_reason
 from effnet_mm.ops.optim import ema_update_op
 
-from .param_io import write_params
-
 
 def ema_decay(decay: float, num_updates: int, warmup: bool = True) -> float:
     """TF's decay for update number ``num_updates`` (0-based count of previous updates).
@@ -114,11 +112,3 @@ class EMAWeights(nn.Cell):
     def state(self) -> Dict[str, np.ndarray]:
         """Averages by model parameter name."""
         return {p.name: s.asnumpy() for p, s in zip(self.params, self.shadow)}
-
-    def load_state(self, state: Dict[str, object]) -> None:
-        """Restore averages saved by :meth:`state` (every model parameter must be present)."""
-        missing = [p.name for p in self.params if p.name not in state]
-        if missing:
-            raise KeyError(f'EMA state lacks {len(missing)} parameters, e.g. {missing[:5]}')
-        values = [state[p.name] for p in self.params]
-        write_params(list(self.shadow), [v.asnumpy() if hasattr(v, 'asnumpy') else v for v in values])

@@ -6,7 +6,8 @@ is a pure function of the iteration number (exact resume).
 
 With ``fused=True`` (the default) and the CPU kernels available, each optimizer updates all parameters in one
 multi-tensor kernel (:mod:`effnet_mm.ops.optim`, like PyTorch's ``fused=True``) instead of several MindSpore ops per
-parameter; the formulas, state names and checkpoints are the same either way.
+parameter; the formulas, state names and checkpoints are the same either way, and the kernel is deterministic, so
+resumes stay exact.
 """
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def _setup_fused(optimizer: nn.Optimizer, kind: str, hyper: Sequence[float], sta
 
 
 def _fused_update(optimizer: nn.Optimizer, gradients):
-    """The shared body of the fused ``construct``: gradient hooks, global step, then one kernel for everything."""
+    """The fused ``construct``: gradient hooks and global step as ``nn.Optimizer`` does, then one kernel for all
+    parameters (the L2 / decoupled weight decay is applied inside the kernel from ``fused_decay``)."""
     gradients = optimizer.flatten_gradients(gradients)
     gradients = optimizer.gradients_centralization(gradients)
     gradients = optimizer.scale_grad(gradients)
@@ -60,11 +62,56 @@ def _fused_update(optimizer: nn.Optimizer, gradients):
     return optimizer.fused_step(lr, optimizer.fused_hyper, optimizer.fused_decay, *tensors)
 
 
+class _PlainOpsOptimizer(nn.Optimizer):
+    """Base of the optimizers written with plain MindSpore ops (exact resumes, see :class:`RMSProp`)."""
+
+    def prepare(self, gradients):
+        """``nn.Optimizer``'s gradient pipeline (weight decay, centralisation, scaling) and this step's LR."""
+        gradients = self.flatten_gradients(gradients)
+        gradients = self.decay_weight(gradients)
+        gradients = self.gradients_centralization(gradients)
+        gradients = self.scale_grad(gradients)
+        lr = self.get_lr()
+        self.assignadd(self.global_step, self.global_step_increase_tensor)
+        return gradients, lr
+
+
+_rmsprop_update = ops.MultitypeFuncGraph('rmsprop_update')
+
+
+@_rmsprop_update.register('Tensor', 'Tensor', 'Tensor', 'Tensor', 'Tensor', 'Tensor', 'Tensor', 'Tensor')
+def _rmsprop_update_tensor(lr, rho, momentum, eps, param, mean_square, moment, grad):
+    ms_new = mean_square * rho + grad * grad * (1.0 - rho)
+    mom_new = moment * momentum + grad * lr / ops.sqrt(ms_new + eps)
+    updated = ops.assign(param, param - mom_new)
+    return ops.depend(updated, ops.depend(ops.assign(moment, mom_new), ops.assign(mean_square, ms_new)))
+
+
+_centered_rmsprop_update = ops.MultitypeFuncGraph('centered_rmsprop_update')
+
+
+@_centered_rmsprop_update.register('Tensor', 'Tensor', 'Tensor', 'Tensor', 'Tensor', 'Tensor', 'Tensor', 'Tensor',
+                                   'Tensor')
+def _centered_rmsprop_update_tensor(lr, rho, momentum, eps, param, mean_square, moment, mean_grad, grad):
+    ms_new = mean_square * rho + grad * grad * (1.0 - rho)
+    mg_new = mean_grad * rho + grad * (1.0 - rho)
+    mom_new = moment * momentum + grad * lr / ops.sqrt(ms_new - mg_new * mg_new + eps)
+    updated = ops.assign(param, param - mom_new)
+    state = ops.depend(ops.assign(moment, mom_new), ops.depend(ops.assign(mean_square, ms_new),
+                                                               ops.assign(mean_grad, mg_new)))
+    return ops.depend(updated, state)
+
+
 @OPTIMIZERS.register_module()
-class RMSProp(nn.RMSProp):
+class RMSProp(_PlainOpsOptimizer):
     """TF1-style RMSProp (``eps`` inside the square root, LR inside the momentum buffer, ``mean_square`` starts at 1).
 
     This is the optimizer of the TF EfficientNet recipe; weight decay is L2 added to the gradient like TF's loss term.
+    ``ms = rho * ms + (1 - rho) * g^2``; ``mom = momentum * mom + lr * g / sqrt(ms + eps)``; ``p -= mom``.  Written
+    with plain ops (like :class:`SGD`): MindSpore's CPU ``ApplyRMSProp`` kernel made a resumed run drift from the
+    uninterrupted one by ~1e-6 per step (measured on 2.10), while plain ops resume bit-exactly.  The buffers are named
+    ``mean_square.<param>`` / ``moment.<param>`` (and ``mean_grad.<param>`` when centred) like ``nn.RMSProp``'s, so
+    checkpoints of either load.
 
     Example config::
 
@@ -78,7 +125,7 @@ class RMSProp(nn.RMSProp):
         momentum: momentum.
         eps: epsilon, inside the square root.
         weight_decay: L2 coefficient (overridden per group by the param-group builder).
-        centered: centred RMSProp (MindSpore's per-parameter ops; not fused).
+        centered: centred RMSProp (per-parameter ops; not fused).
         decay: alias of ``alpha``.
         fused: update all parameters in one CPU kernel when available (same results).
     """
@@ -94,17 +141,31 @@ class RMSProp(nn.RMSProp):
                  decay: Optional[float] = None,
                  fused: bool = True) -> None:
         _check_common('RMSProp', lr, weight_decay)
-        super().__init__(params, learning_rate=float(lr), decay=float(alpha if decay is None else decay),
-                         momentum=float(momentum), epsilon=float(eps), centered=centered,
-                         weight_decay=float(weight_decay))
-        _setup_fused(self, 'rmsprop', (self.decay, self.momentum, self.epsilon), (self.ms, self.moment),
+        rho = float(alpha if decay is None else decay)
+        if not 0.0 <= rho < 1.0 or momentum < 0 or eps <= 0:
+            raise ValueError(f'optim_wrapper.optimizer (RMSProp): need 0 <= alpha < 1, momentum >= 0 and eps > 0, got '
+                             f'alpha={rho}, momentum={momentum}, eps={eps}')
+        super().__init__(float(lr), params, float(weight_decay))
+        self.rho = Tensor(rho, ms.float32)
+        self.momentum = Tensor(float(momentum), ms.float32)
+        self.eps = Tensor(float(eps), ms.float32)
+        self.centered = bool(centered)
+        self.mean_square = self.parameters.clone(prefix='mean_square', init='ones')
+        self.moment = self.parameters.clone(prefix='moment', init='zeros')
+        self.mean_grad = self.parameters.clone(prefix='mean_grad', init='zeros') if centered else None
+        self.hyper_map = ops.HyperMap()
+        _setup_fused(self, 'rmsprop', (rho, float(momentum), float(eps)), (self.mean_square, self.moment),
                      fused and not centered)
 
     def construct(self, gradients):
         if self.fused:
-            # nn.RMSProp adds the L2 term to the gradients (decay_weight); the kernel does it from fused_decay.
             return _fused_update(self, gradients)
-        return super().construct(gradients)
+        gradients, lr = self.prepare(gradients)
+        if self.centered:
+            return self.hyper_map(ops.partial(_centered_rmsprop_update, lr, self.rho, self.momentum, self.eps),
+                                  self.parameters, self.mean_square, self.moment, self.mean_grad, gradients)
+        return self.hyper_map(ops.partial(_rmsprop_update, lr, self.rho, self.momentum, self.eps), self.parameters,
+                              self.mean_square, self.moment, gradients)
 
 
 _sgd_update = ops.MultitypeFuncGraph('sgd_update')
@@ -118,7 +179,7 @@ def _sgd_update_tensor(lr, momentum, nesterov, param, moment, grad):
 
 
 @OPTIMIZERS.register_module()
-class SGD(nn.Optimizer):
+class SGD(_PlainOpsOptimizer):
     """SGD with (optionally Nesterov) momentum, PyTorch's formula without dampening.
 
     ``v = m * v + g``; ``p -= lr * v`` (or ``p -= lr * (g + m * v)`` with Nesterov).  Written with plain ops because
@@ -160,12 +221,7 @@ class SGD(nn.Optimizer):
     def construct(self, gradients):
         if self.fused:
             return _fused_update(self, gradients)
-        gradients = self.flatten_gradients(gradients)
-        gradients = self.decay_weight(gradients)
-        gradients = self.gradients_centralization(gradients)
-        gradients = self.scale_grad(gradients)
-        lr = self.get_lr()
-        self.assignadd(self.global_step, self.global_step_increase_tensor)
+        gradients, lr = self.prepare(gradients)
         return self.hyper_map(ops.partial(_sgd_update, lr, self.momentum, self.nesterov), self.parameters,
                               self.moments, gradients)
 
@@ -221,8 +277,9 @@ def build_param_groups(params: Sequence[Parameter], weight_decay: float,
                        paramwise_cfg: Optional[Dict[str, float]] = None) -> List[dict]:
     """Split trainable parameters into groups by weight decay (mmengine ``paramwise_cfg`` subset).
 
-    Example: ``paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0)`` puts BN gamma/beta and biases in a
-    group without weight decay (the TF recipe applies L2 to conv and dense kernels only).
+    Example: ``paramwise_cfg=dict(norm_decay_mult=0.0)`` puts BN gamma/beta in a group without weight decay, which
+    is the TF recipe's rule (L2 on every variable except batch normalisation, biases included);
+    ``bias_decay_mult=0.0`` also exempts biases (a common PyTorch choice).
 
     Args:
         params: trainable parameters.

@@ -39,13 +39,15 @@ def _as_entries(params: ParamSource) -> list:
     return entries
 
 
-def save_checkpoint(params: ParamSource, path: str, meta: Optional[Mapping[str, object]] = None) -> str:
+def save_checkpoint(params: ParamSource, path: str, meta: Optional[Mapping[str, object]] = None,
+                    overwrite: bool = True) -> str:
     """Atomically write ``params`` (a cell or a name → tensor mapping) and string ``meta`` to ``path``.
 
     Args:
         params: a cell (all its parameters, BN statistics included) or a mapping of names to tensors/arrays.
         path: destination file; must end with ``.ckpt``.
         meta: small metadata; values are stored as strings (exact, unlike MindSpore's float scalars).
+        overwrite: replace an existing ``path``; False raises ``FileExistsError`` (see ``atomic_write``).
 
     Returns:
         ``path``.
@@ -54,7 +56,7 @@ def save_checkpoint(params: ParamSource, path: str, meta: Optional[Mapping[str, 
         raise ValueError(f'save_checkpoint: {path!r} must end with ".ckpt"')
     entries = _as_entries(params)
     append = {f'{META_PREFIX}{k}': str(v) for k, v in (meta or {}).items()}
-    with atomic_write(path) as tmp:
+    with atomic_write(path, overwrite=overwrite) as tmp:
         ms.save_checkpoint(entries, tmp, append_dict=append or None)
     return path
 

@@ -50,6 +50,24 @@ def _remove(path: str) -> None:
         os.remove(path)
 
 
+def _commit(tmp: str, path: str) -> None:
+    """Move the finished temporary output ``tmp`` to ``path`` (the only step that touches the destination)."""
+    directory = os.path.dirname(path)
+    if os.path.isdir(tmp):
+        if os.path.lexists(path):
+            # Folders cannot be swapped in one step: the old one goes aside (removed once the new one is in place).
+            aside = partial_path(path)
+            os.rename(path, aside)
+            os.rename(tmp, path)
+            _remove(aside)
+        else:
+            os.rename(tmp, path)
+    else:
+        _fsync_path(tmp)
+        os.replace(tmp, path)
+    _fsync_path(directory)
+
+
 @contextlib.contextmanager
 def atomic_write(path: str, *, overwrite: bool = True) -> Iterator[str]:
     """Yield a temporary path for the caller to write; on success it replaces ``path``, on error it is removed.
@@ -72,8 +90,7 @@ def atomic_write(path: str, *, overwrite: bool = True) -> Iterator[str]:
     path = os.path.abspath(path)
     if not overwrite and os.path.lexists(path):
         raise FileExistsError(f'{path} already exists (refusing to overwrite it)')
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = partial_path(path)
     try:
         yield tmp
@@ -86,14 +103,7 @@ def atomic_write(path: str, *, overwrite: bool = True) -> Iterator[str]:
                                     f'being written')
         if not overwrite and os.path.lexists(path):
             raise FileExistsError(f'{path} already exists (refusing to overwrite it)')
-        if is_dir:
-            if os.path.lexists(path):
-                shutil.rmtree(path)
-            os.rename(tmp, path)
-        else:
-            _fsync_path(tmp)
-            os.replace(tmp, path)
-        _fsync_path(directory)
+        _commit(tmp, path)
     finally:
         _remove(tmp)
 

@@ -4,6 +4,8 @@ Parity is checked on a B0 whose BN statistics are calibrated on a batch (a fresh
 near-zero activations, so any two backends would agree trivially), and on the converted TF fixture weights.
 """
 
+import json
+
 import mindspore as ms
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from mindspore import Tensor, nn, ops
 from mmengine.config import Config
 
 from effnet_mm.apis import export_model, init_model, input_shape_from_cfg
+from effnet_mm.datasets.categories import IMAGENET_CATEGORIES
 from tests.helpers import ROOT, load_tool
 from tests.test_apis.test_inference import B0_CONFIG, B0_FIXTURE, converted_b0_checkpoint
 
@@ -99,6 +102,10 @@ def test_export_tool_onnx_on_converted_tf_weights(tmp_path_factory, tmp_path, ca
     bgr = np.ascontiguousarray(rgb[:, :, ::-1].transpose(2, 0, 1)[None]).astype(np.float32)
     session = ort.InferenceSession(str(out) + '.onnx', providers=['CPUExecutionProvider'])
     logits = session.run(None, {'input': bgr})[0]
+    meta = json.loads(open(str(out) + '.onnx.json').read())  # the deployment metadata beside the graph
+    assert meta['input'] == dict(name='input', shape=[1, 3, 224, 224], dtype='float32', layout='NCHW',
+                                 channel_order='BGR', value_range=[0, 255])
+    assert meta['classes'] == list(IMAGENET_CATEGORIES) and meta['graph'] == 'b0_fixture.onnx'
     tf_logits = np.load(B0_FIXTURE / 'logits_ema_meanstd.npy')
     # onnxruntime is closer to TF than MindSpore's CPU sigmoid is: these random-weight networks amplify rounding.
     np.testing.assert_allclose(logits, tf_logits, atol=1e-4, rtol=0)

@@ -1,4 +1,4 @@
-"""init_model / inference_model / tools/infer.py on the official-layout TF B0 fixture converted to MindSpore.
+"""init_model / inference_model on the official-layout TF B0 fixture converted to MindSpore.
 
 The fixture image is the TF model input *after* TF's eval crop (224x224 RGB): the expected logits were computed on it
 directly.  The ImageNet config's test pipeline would crop it again (EfficientNetCenterCrop keeps 224/256 of the side
@@ -14,9 +14,10 @@ from mmengine.config import Config
 
 from effnet_mm.apis import class_names_from_cfg, inference_model, init_model, load_model_weights
 from effnet_mm.apis.model_init import build_classifier
+from effnet_mm.datasets import IMAGENET_CATEGORIES
 from effnet_mm.utils import load_checkpoint, save_checkpoint
 from effnet_mm.variants import ADVPROP_MEAN, IMAGENET_MEAN
-from tests.helpers import ROOT, TF_FIXTURES, inside, load_tool
+from tests.helpers import ROOT, TF_FIXTURES, inside
 
 B0_FIXTURE = TF_FIXTURES / 'efficientnet-b0'
 B0_CONFIG = str(ROOT / 'configs/efficientnet/efficientnet-b0_8xb32_in1k.py')
@@ -63,7 +64,7 @@ def b0_model(b0_checkpoint):
 def test_init_model_state(b0_model):
     assert not b0_model.training
     assert isinstance(b0_model.cfg, Config) and b0_model.cfg.test_dataloader.dataset.pipeline[1].crop_padding == 0
-    assert b0_model.dataset_meta == {'classes': None}
+    assert b0_model.dataset_meta == {'classes': IMAGENET_CATEGORIES}  # the ImageNet dataset type's default names
     assert b0_model.checkpoint_meta['arch'] == 'b0' and b0_model.checkpoint_meta['loaded_online_weights'] == 'False'
     # The config's top-level data_preprocessor went into the model.
     assert b0_model.data_preprocessor.mean_values == IMAGENET_MEAN and b0_model.data_preprocessor.to_rgb
@@ -75,7 +76,7 @@ def test_inference_on_fixture_png_gives_fixture_top1(b0_model, tmp_path):
     assert cv2.imwrite(str(path), fixture_image_bgr())  # PNG is lossless; OpenCV writes and reads BGR
     result = inference_model(b0_model, str(path), topk=5)
     assert result['pred_label'] == int(expected.argmax())
-    assert result['pred_class'] == str(result['pred_label'])  # ImageNet class names are not shipped
+    assert result['pred_class'] == IMAGENET_CATEGORIES[result['pred_label']]
     assert np.abs(result['pred_scores'] - softmax(expected)).max() < ATOL
     assert [t[0] for t in result['topk']] == list(np.argsort(-expected)[:5])
     assert result['pred_score'] == pytest.approx(result['topk'][0][1])
@@ -114,7 +115,8 @@ def test_class_names_from_config_and_count_check(tmp_path):
     classes_file.write_text('\n'.join(names) + '\n')
     cfg = Config(dict(val_dataloader=dict(dataset=dict(type='CustomDataset', classes=str(classes_file)))))
     assert class_names_from_cfg(cfg) == tuple(names)
-    assert class_names_from_cfg(Config(dict(test_dataloader=dict(dataset=dict(type='ImageNet'))))) is None
+    assert len(class_names_from_cfg(Config(dict(test_dataloader=dict(dataset=dict(type='ImageNet')))))) == 1000
+    assert class_names_from_cfg(Config(dict(test_dataloader=dict(dataset=dict(type='CustomDataset'))))) is None
 
     options = {'model.head.num_classes': 10, 'test_dataloader.dataset.classes': names}
     model = init_model(B0_CONFIG, cfg_options=options)
@@ -170,21 +172,3 @@ def test_runner_checkpoint_with_ema_and_optimizer_state(b0_checkpoint, tmp_path,
     np.testing.assert_array_equal(model.head.fc.bias.asnumpy(), bias * 0.5)
     with pytest.raises(KeyError, match='online=True but the file has no "online.<name>" training weights'):
         load_model_weights(model, str(b0_checkpoint), online=True)
-
-
-def test_infer_tool_prints_topk_per_image(b0_checkpoint, tmp_path, capsys):
-    folder = tmp_path / 'images'
-    folder.mkdir()
-    cv2.imwrite(str(folder / 'a.png'), fixture_image_bgr())
-    cv2.imwrite(str(folder / 'b.png'), np.ascontiguousarray(fixture_image_bgr()[::-1]))
-    (folder / 'notes.txt').write_text('not an image')
-    infer = load_tool('infer.py')
-    argv = [B0_CONFIG, str(b0_checkpoint), str(folder), '--topk', '3',
-            '--cfg-options', 'test_dataloader.dataset.pipeline.1.crop_padding=0']
-    assert infer.main(argv) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].endswith('a.png') and lines[4].endswith('b.png') and len(lines) == 8
-    expected = int(np.load(B0_FIXTURE / 'logits_ema_meanstd.npy').argmax())
-    assert lines[1].split()[:2] == ['1.', str(expected)] and lines[1].split()[2] == f'label={expected}'
-    assert infer.main([B0_CONFIG, str(b0_checkpoint), str(tmp_path / 'missing')]) == 1
-    assert 'image or folder not found' in capsys.readouterr().err

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from mindspore import Tensor
 
-from effnet_mm.converters import CheckpointReadError, ConversionError, convert_tf_checkpoint, tf_efficientnet
+from effnet_mm.converters import CONVERTER_VERSION, CheckpointReadError, ConversionError, convert_tf_checkpoint
+from effnet_mm.converters import convert as convert_module
 from effnet_mm.registry import MODELS
 from effnet_mm.utils import load_checkpoint
 from effnet_mm.variants import ADVPROP_MEAN, ADVPROP_STD, IMAGENET_MEAN, IMAGENET_STD
@@ -76,7 +77,8 @@ def test_summary_and_metadata(converted):
     params, meta = load_checkpoint(result.path)
     assert len(params) == 311
     assert meta['source'] == str(B0) and meta['arch'] == 'b0' and meta['ema'] == 'True'
-    assert meta['converter_version'] == tf_efficientnet.CONVERTER_VERSION
+    assert meta['converter_version'] == CONVERTER_VERSION
+    assert meta['config'] == 'configs/efficientnet/efficientnet-b0_8xb32_in1k.py' and 'EfficientNet' in meta['cfg']
     assert load_checkpoint(converted['raw'].path)[1]['weights'] == 'raw'
 
 
@@ -179,11 +181,11 @@ def test_truncated_data_file_writes_nothing(tmp_path):
 def test_missing_tensor_writes_nothing(tmp_path, monkeypatch):
     hidden = 'efficientnet-b0/blocks_7/depthwise_conv2d/depthwise_kernel'
 
-    class HidingReader(tf_efficientnet.TFCheckpointReader):
+    class HidingReader(convert_module.TFCheckpointReader):
         def shapes(self):
             return {k: v for k, v in super().shapes().items() if not k.startswith(hidden)}
 
-    monkeypatch.setattr(tf_efficientnet, 'TFCheckpointReader', HidingReader)
+    monkeypatch.setattr(convert_module, 'TFCheckpointReader', HidingReader)
     with pytest.raises(ConversionError, match=f'backbone.layers.4.2.depthwise_conv.conv.weight <- {hidden}'):
         convert_tf_checkpoint(str(B0), str(tmp_path / 'out' / 'b0.ckpt'))
     assert_nothing_written(tmp_path / 'out')

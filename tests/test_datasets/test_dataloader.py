@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from effnet_mm.datasets import build_dataloader, epoch_indices
+from effnet_mm.datasets import CorruptImageError, build_dataloader, epoch_indices
 
 NUM_SAMPLES = 23  # not divisible by the batch sizes or shard counts used below
 
@@ -103,27 +103,92 @@ def test_process_workers_match_thread_workers(data_root):
 
 @pytest.fixture
 def corrupt_root(tmp_path):
+    """7 images in one class folder; 3.png is broken."""
     rng = np.random.default_rng(1)
+    os.makedirs(tmp_path / 'c')
     for i in range(7):
-        os.makedirs(tmp_path / 'c', exist_ok=True)
         cv2.imwrite(str(tmp_path / 'c' / f'{i}.png'), rng.integers(0, 256, (9, 9, 3), dtype=np.uint8))
     (tmp_path / 'c' / '3.png').write_bytes(b'\x89PNG broken')
     return tmp_path
 
 
-def test_corrupt_image_raises_naming_the_file(corrupt_root):
-    loader = build_dataloader(_cfg(corrupt_root, shuffle=False, num_workers=1))
-    # MindSpore re-raises errors of the Python source as RuntimeError carrying the original message
-    with pytest.raises(RuntimeError, match=r'CorruptImageError: cannot decode image file .*3\.png'):
+@pytest.mark.parametrize('shuffle, multiprocessing', [(False, False), (True, False), (False, True)])
+def test_corrupt_image_raises_its_own_one_line_error(corrupt_root, shuffle, multiprocessing):
+    loader = build_dataloader(_cfg(corrupt_root, shuffle=shuffle, batch_size=2, multiprocessing=multiprocessing))
+    # Not MindSpore's RuntimeError with a C++ traceback: the loader re-raises the sample's error in this thread.
+    with pytest.raises(CorruptImageError) as info:
+        _epoch(loader)
+    message = str(info.value)
+    assert '\n' not in message and message.startswith('cannot decode image ') and '3.png: not an image' in message
+
+
+def test_pipeline_bug_is_raised_as_itself(corrupt_root):
+    cfg = _cfg(corrupt_root, shuffle=False, skip_corrupt=True)
+    cfg['dataset']['pipeline'].insert(1, dict(type='EfficientNetCenterCrop', crop_size=0))  # not a data problem
+    with pytest.raises(ValueError, match='crop_size must be a positive int'):
+        build_dataloader(cfg)
+    loader = build_dataloader(_cfg(corrupt_root, shuffle=False, skip_corrupt=True))
+    loader.dataset.pipeline.transforms.insert(1, lambda results: results['no_such_key'])
+    with pytest.raises(KeyError, match='no_such_key'):  # skip_corrupt never hides bugs
         _epoch(loader)
 
 
-def test_corrupt_image_skipped_with_skip_corrupt(corrupt_root):
+def test_skip_corrupt_evaluation_leaves_out_and_reports_every_epoch(corrupt_root):
     loader = build_dataloader(_cfg(corrupt_root, shuffle=False, batch_size=2, skip_corrupt=True))
-    with pytest.warns(UserWarning, match=r'3\.png'):
-        batches = _epoch(loader)
-    assert _ids(batches) == [0, 1, 2, 4, 5, 6]
-    assert [len(b['sample_idx']) for b in batches] == [2, 2, 2]
+    assert len(loader) == 4 and loader.num_samples == 7
+    for epoch in (0, 1):  # reported again in the second epoch
+        batches = _epoch(loader, epoch)
+        assert _ids(batches) == [0, 1, 2, 4, 5, 6]  # nothing invented
+        assert [len(b['sample_idx']) for b in batches] == [2, 2, 2]
+        assert len(loader.skipped) == 1
+        skipped = loader.skipped[0]
+        assert skipped.sample_idx == 3 and skipped.img_path.endswith('3.png')
+        assert skipped.reason.startswith('not an image')
+        message = loader.skipped_message()
+        assert message.startswith(f'epoch {epoch}: skipped 1 of 7 samples') and '3.png: not an image' in message
+
+
+def test_skip_corrupt_at_the_end_of_an_evaluation_epoch(corrupt_root):
+    (corrupt_root / 'c' / '6.png').write_bytes(b'')
+    loader = build_dataloader(_cfg(corrupt_root, shuffle=False, batch_size=2, skip_corrupt=True))
+    assert _ids(_epoch(loader)) == [0, 1, 2, 4, 5]
+    assert [(s.sample_idx, s.reason) for s in loader.skipped][1] == (6, 'empty file (0 bytes)')
+
+
+@pytest.mark.parametrize('num_workers, multiprocessing', [(1, False), (2, True)])
+def test_skip_corrupt_training_refetches_deterministically(corrupt_root, num_workers, multiprocessing):
+    for name in ('1.png', '5.png'):
+        (corrupt_root / 'c' / name).write_bytes((corrupt_root / 'c' / '0.png').read_bytes()[:30])
+    reference = build_dataloader(_cfg(corrupt_root, shuffle=True, batch_size=3, num_workers=2, skip_corrupt=True),
+                                 seed=1)
+    loader = build_dataloader(_cfg(corrupt_root, shuffle=True, batch_size=3, num_workers=num_workers,
+                                   skip_corrupt=True, multiprocessing=multiprocessing), seed=1)
+    for epoch in (0, 1):
+        batches = _epoch(loader, epoch)
+        # The announced length holds: every position got a sample (a replacement for the broken ones).
+        assert len(batches) == len(loader) == 2 and all(len(b['sample_idx']) == 3 for b in batches)
+        ids = _ids(batches)
+        assert not {1, 3, 5} & set(ids)
+        broken = [i for i in loader.indices()[:6].tolist() if i in (1, 3, 5)]
+        # each broken sample is reported, and so is a replacement that is broken too
+        assert broken and loader.skipped[0].sample_idx == broken[0]
+        assert set(broken) <= {s.sample_idx for s in loader.skipped} <= {1, 3, 5}
+        assert {s.reason.split(':')[0] for s in loader.skipped} <= {'not an image', 'truncated PNG'}
+        same = _epoch(reference, epoch)  # independent of the workers
+        assert _ids(same) == ids and [s.sample_idx for s in reference.skipped] == [s.sample_idx for s in
+                                                                                 loader.skipped]
+        for x, y in zip(batches, same):
+            np.testing.assert_array_equal(x['inputs'], y['inputs'])
+
+
+def test_skip_corrupt_training_gives_up_when_nothing_loads(tmp_path):
+    os.makedirs(tmp_path / 'c')
+    for i in range(3):
+        (tmp_path / 'c' / f'{i}.png').write_bytes(b'')
+    cfg = _cfg(tmp_path, shuffle=True, batch_size=1, skip_corrupt=True)
+    cfg['dataset']['max_refetch'] = 4
+    with pytest.raises(RuntimeError, match=r'its 4 replacements all failed to load .* empty file'):
+        _epoch(build_dataloader(cfg))
 
 
 def test_config_errors(data_root):

@@ -1,11 +1,21 @@
 """Datasets: layouts, classes, and the error messages for broken data (no MindSpore needed)."""
+import hashlib
 import os
 
 import cv2
 import numpy as np
 import pytest
 
-from effnet_mm.datasets import CustomDataset, ImageNet, build_dataset
+from effnet_mm.datasets import (
+    DEMO_CLASSES,
+    IMAGENET_CATEGORIES,
+    IMAGENET_WNIDS,
+    CorruptImageError,
+    CustomDataset,
+    ImageNet,
+    build_dataset,
+    default_metainfo,
+)
 from effnet_mm.registry import DATASETS
 
 
@@ -95,16 +105,14 @@ def test_missing_annotation_file(folder_tree):
         CustomDataset(data_root=str(folder_tree), ann_file='nope.txt')
 
 
-def test_skip_corrupt_warns_and_returns_none(folder_tree):
+def test_prepare_data_raises_for_a_broken_image_and_skipping_is_the_loaders_job(folder_tree):
     (folder_tree / 'train' / 'cat' / 'c0.png').write_bytes(b'garbage')
     pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
-    ds = CustomDataset(data_root=str(folder_tree), data_prefix='train', pipeline=pipeline)
-    with pytest.raises(OSError, match='c0.png'):
-        ds.prepare_data(0)
-    ds = CustomDataset(data_root=str(folder_tree), data_prefix='train', pipeline=pipeline, skip_corrupt=True)
-    with pytest.warns(UserWarning, match='c0.png'):
-        assert ds.prepare_data(0) is None
-    assert ds.prepare_data(1)['gt_label'] == 0
+    for skip in (False, True):
+        ds = CustomDataset(data_root=str(folder_tree), data_prefix='train', pipeline=pipeline, skip_corrupt=skip)
+        with pytest.raises(CorruptImageError, match='c0.png: not an image'):
+            ds.prepare_data(0)
+        assert ds.prepare_data(1)['gt_label'] == 0
 
 
 @pytest.fixture
@@ -122,17 +130,49 @@ def imagenet_root(tmp_path):
 
 def test_imagenet_layouts(imagenet_root):
     train = ImageNet(data_root=str(imagenet_root), split='train')
-    assert train.metainfo['classes'] == ('n01440764', 'n01443537', 'n01484850') and len(train) == 6
+    assert train.metainfo['classes'] == IMAGENET_CATEGORIES and len(train) == 6
+    assert train.get_gt_labels().tolist() == [0, 0, 1, 1, 2, 2]
     val = ImageNet(data_root=str(imagenet_root), split='val')
     assert val.ann_file.endswith(os.path.join('meta', 'val.txt'))
-    assert val.metainfo['classes'] == train.metainfo['classes']
+    assert val.metainfo['classes'] == IMAGENET_CATEGORIES
     assert val.get_gt_labels().tolist() == [0, 1, 2]
+
+
+def test_imagenet_class_folders_get_the_standard_labels(imagenet_root):
+    """A subset of the wnid folders keeps the labels of the released checkpoints (label = index of the wnid)."""
+    for wnid in ('n02123045', 'n15075141', '.ipynb_checkpoints'):
+        _write_png(imagenet_root / 'train' / wnid / 'x.JPEG')
+    train = ImageNet(data_root=str(imagenet_root), split='train')
+    assert sorted(set(train.get_gt_labels().tolist())) == [0, 1, 2, 281, 999]
+    names = train.metainfo['classes']
+    assert names[281] == 'tabby, tabby cat' and names[999] == 'toilet tissue, toilet paper, bathroom tissue'
+    _write_png(imagenet_root / 'train' / 'cats' / 'y.png')
+    with pytest.raises(ValueError, match=r"1 class folder\(s\) of .* are not ImageNet-1k WordNet ids: \['cats'\]"):
+        ImageNet(data_root=str(imagenet_root), split='train')
+    custom = ImageNet(data_root=str(imagenet_root), split='train', classes=['cats', 'n02123045'])
+    assert custom.metainfo['classes'] == ('cats', 'n02123045') and custom.get_gt_labels().tolist() == [0, 1]
+
+
+def test_imagenet_categories_module():
+    assert len(IMAGENET_WNIDS) == len(IMAGENET_CATEGORIES) == 1000
+    assert list(IMAGENET_WNIDS) == sorted(set(IMAGENET_WNIDS))  # the standard order: sorted, unique wnids
+    assert IMAGENET_WNIDS[0] == 'n01440764' and IMAGENET_CATEGORIES[0] == 'tench, Tinca tinca'
+    assert IMAGENET_CATEGORIES[1] == 'goldfish, Carassius auratus' and IMAGENET_WNIDS[-1] == 'n15075141'
+    assert IMAGENET_CATEGORIES[134] == IMAGENET_CATEGORIES[517] == 'crane'  # the bird and the machine
+    # The lists as checked against two published sources (mmpretrain's categories and timm's synset/lemma files);
+    # any edit changes these digests.
+    digest = [hashlib.sha256('\n'.join(names).encode()).hexdigest()[:16]
+              for names in (IMAGENET_WNIDS, IMAGENET_CATEGORIES)]
+    assert digest == ['385e0240499426c0', 'a40d9be82eb4738b']
+    assert default_metainfo('ImageNet')['classes'] == IMAGENET_CATEGORIES
+    assert default_metainfo('DemoDataset')['classes'] == DEMO_CLASSES
+    assert default_metainfo('CustomDataset') == {} and default_metainfo('NoSuchDataset') == {}
 
 
 def test_imagenet_val_only_checks_labels_against_1000_classes(imagenet_root):
     import shutil
     shutil.rmtree(imagenet_root / 'train')
-    assert len(ImageNet(data_root=str(imagenet_root), split='val').metainfo['classes']) == 1000
+    assert ImageNet(data_root=str(imagenet_root), split='val').metainfo['classes'] == IMAGENET_CATEGORIES
     (imagenet_root / 'meta' / 'val.txt').write_text('ILSVRC2012_val_00000001.png 1000\n')
     with pytest.raises(ValueError, match=r'val.txt:1: label 1000 out of range \(expected in \[0, 999\]\)'):
         ImageNet(data_root=str(imagenet_root), split='val')

@@ -1,4 +1,7 @@
-"""Transforms: TF crop geometry, flips, AutoAugment / RandAugment, loading and packing (no MindSpore needed)."""
+"""Transforms: TF crop geometry, flips, AutoAugment / RandAugment, RandomErasing, loading and packing (no MindSpore
+needed)."""
+import math
+
 import cv2
 import numpy as np
 import pytest
@@ -12,6 +15,7 @@ from effnet_mm.datasets.transforms import (
     LoadImageFromFile,
     PackInputs,
     RandAugment,
+    RandomErasing,
     RandomFlip,
     center_crop_box,
 )
@@ -208,6 +212,72 @@ def test_geometric_ops():
     assert 0 < (cut[:, :, 0] == 128).sum() <= 100
 
 
+def timm_random_erasing(img, rng, probability, min_area, max_area, min_aspect, max_aspect, min_count, max_count,
+                        fill):
+    """timm's ``RandomErasing._erase`` (timm/data/random_erasing.py) transcribed for an HWC image: Python's
+    ``random.random / uniform / randint(a, b)`` are drawn from ``rng``; ``fill(h, w)`` makes the patch."""
+    img = img.copy()
+    if rng.random() > probability:
+        return img
+    img_h, img_w = img.shape[:2]
+    area = img_h * img_w
+    count = min_count if min_count == max_count else int(rng.integers(min_count, max_count + 1))
+    log_aspect_ratio = (math.log(min_aspect), math.log(max_aspect))
+    for _ in range(count):
+        for _attempt in range(10):
+            target_area = rng.uniform(min_area, max_area) * area / count
+            aspect_ratio = math.exp(rng.uniform(*log_aspect_ratio))
+            h = int(round(math.sqrt(target_area * aspect_ratio)))
+            w = int(round(math.sqrt(target_area / aspect_ratio)))
+            if w < img_w and h < img_h:
+                top = int(rng.integers(0, img_h - h + 1))
+                left = int(rng.integers(0, img_w - w + 1))
+                img[top:top + h, left:left + w] = fill(h, w)
+                break
+    return img
+
+
+@pytest.mark.parametrize('mode, count', [('const', (1, 1)), ('rand', (1, 3)), ('rand_uniform', (2, 2))])
+def test_random_erasing_follows_timm(mode, count):
+    mean, std = (103.53, 116.28, 123.675), (57.375, 57.12, 58.395)
+    kwargs = dict(erase_prob=0.7, min_area_ratio=0.02, max_area_ratio=1 / 3, aspect_range=(0.3, 1 / 0.3),
+                  min_count=count[0], max_count=count[1])
+    if mode == 'const':
+        transform = RandomErasing(mode='const', fill_color=mean, **kwargs)
+        fill = lambda rng: lambda h, w: np.array([104, 116, 124], np.uint8)  # noqa: E731 - rounded mean
+    elif mode == 'rand':
+        transform = RandomErasing(mode='rand', fill_color=mean, fill_std=std, **kwargs)
+        fill = lambda rng: lambda h, w: np.clip(np.rint(rng.normal(mean, std, (h, w, 3))), 0, 255)  # noqa: E731
+    else:
+        transform = RandomErasing(mode='rand', **kwargs)
+        fill = lambda rng: lambda h, w: rng.integers(0, 256, (h, w, 3))  # noqa: E731
+    img = _image(48, 64)
+    erased = 0
+    for seed in range(40):
+        out = transform({'img': img, 'rng': np.random.default_rng(seed)})
+        rng = np.random.default_rng(seed)
+        expected = timm_random_erasing(img, rng, 0.7, 0.02, 1 / 3, 0.3, 1 / 0.3, count[0], count[1], fill(rng))
+        np.testing.assert_array_equal(out['img'], expected)
+        erased += bool(out['erased_boxes'])
+        for _, _, h, w in out['erased_boxes']:
+            assert h < 48 and w < 64 and 0.3 / 2 <= h / w <= 2 / 0.3  # log-uniform aspect (rounding widens it)
+    assert 20 <= erased <= 38  # about 70 % of the images are erased
+    assert transform({'img': img, 'rng': np.random.default_rng(0)})['img'].dtype == np.uint8
+
+
+def test_random_erasing_arguments_and_probability_edges():
+    img = _image(20, 20)
+    assert RandomErasing(erase_prob=0.0)({'img': img, 'rng': np.random.default_rng(0)})['erased_boxes'] == []
+    out = RandomErasing(erase_prob=1.0, fill_color=0)({'img': img, 'rng': np.random.default_rng(0)})
+    (top, left, h, w), = out['erased_boxes']
+    assert (out['img'][top:top + h, left:left + w] == 0).all() and (img == _image(20, 20)).all()  # input untouched
+    assert TRANSFORMS.get('RandomErasing') is RandomErasing
+    for bad in (dict(erase_prob=2), dict(mode='pixel'), dict(min_area_ratio=0.5, max_area_ratio=0.4),
+                dict(aspect_range=(2, 1)), dict(min_count=2, max_count=1)):
+        with pytest.raises(ValueError, match='RandomErasing'):
+            RandomErasing(**bad)
+
+
 def test_load_image_from_file(tmp_path):
     img = _image(20, 30)
     cv2.imwrite(str(tmp_path / 'a.png'), img)
@@ -246,3 +316,22 @@ def test_pipeline_from_config_packs_chw_uint8(tmp_path):
         assert TRANSFORMS.get(name) is not None
     packed = PackInputs()({'img': _image(5, 6)[:, :, 0], 'gt_label': 1, 'sample_idx': 0})
     assert packed['inputs'].shape == (1, 5, 6)
+
+
+def test_resize_edge_and_center_crop_follow_mmpretrain_and_torchvision():
+    """Resize-then-crop evaluation (timm, MindCV, MindSpore model zoo): short edge to S, long edge truncated,
+    centre offsets rounded."""
+    from effnet_mm.datasets.transforms import CenterCrop, ResizeEdge
+    img = np.arange(300 * 401 * 3, dtype=np.uint32).reshape(300, 401, 3).astype(np.uint8)
+    out = ResizeEdge(256, edge='short', interpolation='bicubic')({'img': img})
+    assert out['img'].shape == (256, int(256 * 401 / 300), 3)  # 342: truncated, not rounded
+    expected = cv2.resize(img, (342, 256), interpolation=cv2.INTER_CUBIC)
+    np.testing.assert_array_equal(out['img'], expected)
+    assert ResizeEdge(100, edge='long')({'img': img})['img'].shape == (74, 100, 3)
+    crop = CenterCrop(224)(out)
+    assert crop['img'].shape == (224, 224, 3) and crop['crop_bbox'] == (16, 59, 224, 224)  # round(118 / 2) = 59
+    np.testing.assert_array_equal(crop['img'], expected[16:240, 59:283])
+    with pytest.raises(ValueError, match='smaller than the crop'):
+        CenterCrop(500)({'img': img})
+    with pytest.raises(ValueError, match='edge must be one of'):
+        ResizeEdge(256, edge='diagonal')

@@ -3,9 +3,9 @@ import os
 
 import numpy as np
 
-from effnet_mm.engine.dist import get_rank
 from effnet_mm.engine.hooks import Hook
 from effnet_mm.registry import HOOKS
+from effnet_mm.runtime.dist import get_rank
 
 
 @HOOKS.register_module(force=True)

@@ -1,15 +1,12 @@
 """Training checkpoints are atomic: a save that dies mid-way never replaces the previous good file or pointer."""
 import os
-import sys
 
 import mindspore as ms
 import pytest
 
 from effnet_mm.engine.hooks import CheckpointHook
 from effnet_mm.utils import load_checkpoint
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_runner import make_runner  # noqa: E402
+from tests.test_engine.tiny_run import make_runner
 
 
 def test_killed_save_keeps_previous_checkpoint_and_pointer(tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ import pytest
 from mindspore import Tensor, nn
 
 from effnet_mm.engine.ema import EMAWeights, ema_decay
-from effnet_mm.engine.param_io import write_params
+from effnet_mm.runtime.param_io import write_params
 
 
 def test_decay_warmup_formula():

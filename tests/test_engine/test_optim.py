@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from mindspore import Parameter, Tensor, nn
 
+from effnet_mm.engine.optim_wrapper import OptimWrapper
 from effnet_mm.engine.optimizers import build_optimizer, build_param_groups
-from effnet_mm.engine.train_step import make_train_step
+from effnet_mm.engine.train_step import TrainStep
 
 
 class Quadratic(nn.Cell):
@@ -15,17 +16,21 @@ class Quadratic(nn.Cell):
         super().__init__()
         self.w = Parameter(Tensor(np.asarray(w, np.float32)), name='layer.weight')
 
-    def construct(self, x, y):
+    def loss(self, x, y, drop_masks=None, dropout_mask=None):
         return (self.w * x).sum() + y.astype(ms.float32).sum() * 0
+
+
+def make_train_step(net, opt, max_norm=None):
+    return TrainStep(net, OptimWrapper(optimizer=opt, base_lr=float(opt.learning_rate.asnumpy()), max_norm=max_norm))
 
 
 def _run(opt_cfg, grads, w0, max_norm=None):
     net = Quadratic(w0)
     opt = build_optimizer(opt_cfg, net.trainable_params())
     step = make_train_step(net, opt, max_norm=max_norm)
-    labels = Tensor(np.zeros(1, np.int32))
+    labels = np.zeros(1, np.int32)
     for g in grads:
-        step(Tensor(np.asarray(g, np.float32)), labels, Tensor(float(opt_cfg['lr']), ms.float32))
+        step(np.asarray(g, np.float32), labels, float(opt_cfg['lr']), None, None)
     return net.w.asnumpy()
 
 
@@ -85,9 +90,9 @@ def test_lr_input_is_used_by_the_compiled_step():
     net = Quadratic(np.zeros(1, np.float32))
     opt = build_optimizer(dict(type='SGD', lr=1.0), net.trainable_params())
     step = make_train_step(net, opt)
-    x, y = Tensor(np.ones(1, np.float32)), Tensor(np.zeros(1, np.int32))
-    step(x, y, Tensor(1.0, ms.float32))
-    step(x, y, Tensor(0.25, ms.float32))
+    x, y = np.ones(1, np.float32), np.zeros(1, np.int32)
+    step(x, y, 1.0, None, None)
+    step(x, y, 0.25, None, None)
     np.testing.assert_allclose(net.w.asnumpy(), [-1.25])
     assert float(opt.learning_rate.asnumpy()) == 0.25
 

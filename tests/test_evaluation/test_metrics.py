@@ -59,3 +59,39 @@ def test_bad_inputs():
         Accuracy(topk=(0, ))
     with pytest.raises(ValueError, match='do not match'):
         Accuracy().process(LOGITS, LABELS[:2])
+
+
+# ---------------------------------------------------------------- honest scores (issue: a diverged model scored 100 %)
+@pytest.mark.parametrize('bad', [np.nan, np.inf, -np.inf])
+def test_nonfinite_logits_are_misses_and_reported(bad):
+    logits = LOGITS.copy()
+    logits[0, 3] = bad  # sample 0 was a top-1 hit; one non-finite entry anywhere makes it a miss at every k
+    metric = Accuracy(topk=(1, 2, 4))
+    metric.process(logits, LABELS, np.arange(4))
+    assert metric.compute() == pytest.approx({'accuracy/top1': 25.0, 'accuracy/top2': 50.0,
+                                              'accuracy/top4': 75.0, 'accuracy/nonfinite': 1})
+
+
+def test_all_nan_logits_score_zero():
+    metric = Accuracy(topk=(1, 5))
+    metric.process(np.full((6, 10), np.nan, np.float32), np.arange(6), np.arange(6))
+    assert metric.compute() == {'accuracy/top1': 0.0, 'accuracy/top5': 0.0, 'accuracy/nonfinite': 6}
+
+
+def test_constant_logits_are_ties_and_not_hits():
+    metric = Accuracy(topk=(1, 5))
+    metric.process(np.zeros((6, 10), np.float32), np.arange(6), np.arange(6))
+    assert metric.compute() == {'accuracy/top1': 0.0, 'accuracy/top5': 0.0}
+    # A tie at the k-th place is not a hit either: the true class shares the 2nd-best score with another class.
+    metric = Accuracy(topk=(1, 2, 3))
+    metric.process(np.array([[3.0, 2.0, 2.0, 0.0]], np.float32), np.array([2]))
+    assert metric.compute() == {'accuracy/top1': 0.0, 'accuracy/top2': 0.0, 'accuracy/top3': 100.0}
+
+
+def test_nonfinite_count_adds_up_across_ranks():
+    logits = LOGITS.copy()
+    logits[[0, 3], 0] = np.nan
+    rank0, rank1 = Accuracy(topk=1), Accuracy(topk=1)
+    rank0.process(logits[:2], LABELS[:2], np.array([0, 1]))
+    rank1.process(logits[2:], LABELS[2:], np.array([2, 3]))
+    assert rank0.from_summary(rank0.summary() + rank1.summary()) == {'accuracy/top1': 0.0, 'accuracy/nonfinite': 2}

@@ -116,7 +116,9 @@ def test_plot_log_errors(scalars, tmp_path, capsys, monkeypatch):
     bad.write_text('{"loss": 1.0, "step": 1}\nnot json\n')
     with pytest.raises(ValueError, match=r'bad.json:2: not valid JSON'):
         tool.load_scalars(str(bad))
-    assert tool.main([str(scalars), '--legend', 'a', 'b']) == 2
+    with pytest.raises(SystemExit) as usage_error:  # a bad command line: argparse's exit status 2
+        tool.main([str(scalars), '--legend', 'a', 'b'])
+    assert usage_error.value.code == 2
     monkeypatch.setitem(sys.modules, 'matplotlib', None)
     with pytest.raises(ImportError, match='pip install matplotlib'):
         tool.plot({'run': tool.load_scalars(str(scalars))}, ['loss'], 'step', str(tmp_path / 'y.png'))

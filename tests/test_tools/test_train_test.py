@@ -96,38 +96,51 @@ def test_train_learns_and_test_reproduces_validation(setup, straight_run):
     val = [r for r in records if 'accuracy/top1' in r]
     assert [r['iter'] for r in train] == list(range(1, len(train) + 1))
     assert len(val) == MAX_EPOCHS
-    assert np.mean([r['loss'] for r in train[-4:]]) < np.mean([r['loss'] for r in train[:4]])
-    # No accuracy threshold here: B0's BatchNorm uses TF's momentum 0.99, so after these ~16 iterations its
-    # moving statistics are still ~85 % of their initial values and eval-mode accuracy stays near chance.  Learning
-    # to high accuracy is checked on the small network in tests/test_runner.py.
+    assert all(np.isfinite(r['loss']) for r in train)
+    # No learning threshold here: 16 iterations of B0 from scratch (TF classifier init, BN decay 0.99) are noise —
+    # the loss of this run went up or down by chance in both the old and the new runner.  That training learns is
+    # checked by tests/test_tools/test_demo_learns.py (the demo recipe, long enough to learn) and on the small
+    # network in tests/test_engine/test_runner.py.
     assert 0.0 <= val[-1]['accuracy/top1'] <= 100.0
 
     result = _run([TEST, config, str(straight_run / f'epoch_{MAX_EPOCHS}.ckpt'), '--work-dir', 'test_wd',
                    '--out', 'metrics.json'], cwd=base, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     with open(base / 'metrics.json') as f:
-        metrics = json.load(f)
+        metrics = json.load(f)['metrics']
     assert metrics == pytest.approx({'accuracy/top1': val[-1]['accuracy/top1'],
                                      'accuracy/top5': val[-1]['accuracy/top5']})
     assert f"accuracy/top1: {metrics['accuracy/top1']:.4f}" in result.stdout
 
 
+ITER_CHECKPOINTS = ['default_hooks.checkpoint.by_epoch=False', 'default_hooks.checkpoint.interval=2']
+ITERATION_BASED = f'''
+_base_ = ['./b0_small.py']
+train_cfg = dict(_delete_=True, by_epoch=False, max_iters={MAX_EPOCHS * 4}, val_interval=4)
+'''
+
+
 @pytest.mark.slow
-def test_sigkill_and_resume_matches_straight_run(setup, straight_run):
+@pytest.mark.parametrize('mode', ['epoch-based', 'iteration-based'])
+def test_sigkill_mid_epoch_and_resume_matches_straight_run(setup, straight_run, mode):
+    """SIGKILL right after an iteration checkpoint inside an epoch, then ``--resume``: the final weights equal the
+    uninterrupted epoch-based run (drop path, dropout and EMA on); an iteration-based run of the same length is the
+    same training."""
     base, config = setup
-    work_dir = base / 'killed'
-    env = _env()
-    proc = subprocess.Popen([sys.executable, TRAIN, config, '--work-dir', 'killed'], cwd=base, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    work_dir = base / f'killed-{mode}'
+    if mode == 'iteration-based':
+        config = str(base / 'b0_small_iters.py')
+        open(config, 'w').write(ITERATION_BASED)
+    options = ITER_CHECKPOINTS
+    args = [TRAIN, config, '--work-dir', work_dir.name, '--cfg-options'] + options
+    proc = subprocess.Popen([sys.executable] + args, cwd=base, env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 600
-        while not (work_dir / 'epoch_1.ckpt').exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.2)
-        assert (work_dir / 'epoch_1.ckpt').exists(), 'the run did not reach its first checkpoint'
-        # Kill inside epoch 2 (after at least one of its iterations was logged).
+        # iter_6 is batch 2 of epoch 2 (4 batches per epoch): kill once iteration 7 has run.
         while proc.poll() is None and time.time() < deadline:
             runs = read_scalar_runs(work_dir)
-            if runs and any(r.get('epoch') == 2 and 'loss' in r for r in runs[-1]):
+            if (work_dir / 'iter_6.ckpt').exists() and runs and any(r.get('iter', 0) >= 7 for r in runs[-1]):
                 break
             time.sleep(0.1)
         assert proc.poll() is None, 'the run finished before it could be killed'
@@ -137,13 +150,13 @@ def test_sigkill_and_resume_matches_straight_run(setup, straight_run):
         if proc.poll() is None:
             proc.kill()
     killed_at = int(open(work_dir / 'last_checkpoint').read().strip().rsplit('_', 1)[1].split('.')[0])
-    assert not (work_dir / f'epoch_{MAX_EPOCHS}.ckpt').exists()
+    assert killed_at % 4 != 0, 'the newest checkpoint should lie inside an epoch'
 
-    result = _run([TRAIN, config, '--work-dir', 'killed', '--resume'], cwd=base, timeout=900)
+    result = _run(args[:-len(options) - 1] + ['--resume', '--cfg-options'] + options, cwd=base, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
 
     straight, _ = load_checkpoint(str(straight_run / f'epoch_{MAX_EPOCHS}.ckpt'))
-    resumed, meta = load_checkpoint(str(work_dir / f'epoch_{MAX_EPOCHS}.ckpt'))
+    resumed, meta = load_checkpoint(str(work_dir / f'iter_{MAX_EPOCHS * 4}.ckpt'))
     assert straight.keys() == resumed.keys()
     for name, value in straight.items():
         np.testing.assert_allclose(resumed[name].asnumpy(), value.asnumpy(), atol=1e-6, rtol=0, err_msg=name)
@@ -151,11 +164,12 @@ def test_sigkill_and_resume_matches_straight_run(setup, straight_run):
     first, second = read_scalar_runs(work_dir)
     first_iters = [r['iter'] for r in first if 'loss' in r]
     second_iters = [r['iter'] for r in second if 'loss' in r]
-    per_epoch = len([r for r in read_scalar_runs(straight_run)[0] if 'loss' in r]) // MAX_EPOCHS
     assert first_iters == list(range(1, len(first_iters) + 1))
     # The resumed run continues right after the checkpoint: nothing repeated after it, nothing missing.
-    assert second_iters == list(range(killed_at * per_epoch + 1, MAX_EPOCHS * per_epoch + 1))
-    assert int(meta['iter']) == MAX_EPOCHS * per_epoch
+    assert second_iters == list(range(killed_at + 1, MAX_EPOCHS * 4 + 1))
+    assert int(meta['iter']) == MAX_EPOCHS * 4
+    losses = {r['iter']: r['loss'] for r in read_scalar_runs(straight_run)[0] if 'loss' in r}
+    assert {r['iter']: r['loss'] for r in second if 'loss' in r} == {i: losses[i] for i in second_iters}
 
 
 @pytest.mark.parametrize('options, text', [
@@ -166,7 +180,7 @@ def test_sigkill_and_resume_matches_straight_run(setup, straight_run):
 def test_bad_config_values_give_one_error_line(setup, options, text):
     base, config = setup
     result = _run([TRAIN, config, '--work-dir', 'bad', '--cfg-options'] + options, cwd=base, timeout=300)
-    assert result.returncode == 2
+    assert result.returncode == 1  # the tools' error status (effnet_mm.runtime.cli)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith('error: ') and text in lines[0], result.stderr[-2000:]
 
@@ -174,5 +188,5 @@ def test_bad_config_values_give_one_error_line(setup, options, text):
 def test_missing_checkpoint_for_test_tool(setup):
     base, config = setup
     result = _run([TEST, config, 'nope.ckpt'], cwd=base, timeout=300)
-    assert result.returncode == 2
-    assert result.stderr.strip() == "error: FileNotFoundError: checkpoint 'nope.ckpt' does not exist"
+    assert result.returncode == 1  # the tools' error status (effnet_mm.runtime.cli)
+    assert result.stderr.strip() == "error: checkpoint 'nope.ckpt' does not exist"

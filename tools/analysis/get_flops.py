@@ -17,13 +17,9 @@ import os
 import sys
 from typing import List, Optional
 
-os.environ.setdefault('GLOG_v', '3')
-
-from mmengine.config import DictAction  # noqa: E402
-
-from effnet_mm.apis import count_model_cost, error_message, test_crop_size  # noqa: E402
-from effnet_mm.apis.complexity import ModelCost  # noqa: E402
-from effnet_mm.apis.model_init import build_classifier, load_config  # noqa: E402
+from effnet_mm.apis.complexity import ModelCost, count_model_cost
+from effnet_mm.apis.inference import test_crop_size
+from effnet_mm.runtime import build_classifier, cli, load_config
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -32,7 +28,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--shape', type=int, nargs='+', help='input H [W] (default: the test pipeline crop)')
     parser.add_argument('--per-layer', action='store_true', help='also print every conv/dense layer')
     parser.add_argument('--markdown', action='store_true', help='print a markdown table')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys, key=value')
+    cli.add_cfg_options_arg(parser)
+    cli.add_traceback_arg(parser)
     return parser.parse_args(argv)
 
 
@@ -62,6 +59,10 @@ HEADER = ['config', 'input', 'params (M)', 'BN stats (M)', 'GMACs', 'GFLOPs (2xM
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    return cli.run_tool(lambda: _print_costs(args), args.traceback)
+
+
+def _print_costs(args: argparse.Namespace) -> int:
     if args.markdown:
         print('| ' + ' | '.join(HEADER) + ' |')
         print('|' + '---|' * len(HEADER))
@@ -70,9 +71,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     for path in args.configs:
         try:
             cost = config_cost(path, args.shape, args.cfg_options)
-        except (FileNotFoundError, KeyError, ValueError, TypeError) as err:
-            print(f'error: {path}: {error_message(err)}', file=sys.stderr)
-            return 1
+        except Exception as err:
+            raise type(err)(f'{path}: {cli.error_message(err)}') from err
         print(format_row(os.path.splitext(os.path.basename(path))[0], cost, args.markdown))
         if args.per_layer:
             for layer in cost.layers:

@@ -20,6 +20,9 @@ import os
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from effnet_mm.runtime import cli
+from effnet_mm.utils.fileio import atomic_write
+
 DEFAULT_KEYS = ('loss', 'lr', 'accuracy/top1')
 
 
@@ -139,8 +142,8 @@ def plot(runs: Dict[str, List[dict]], keys: Sequence[str], x: str, out: str, tit
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    fig.savefig(out, dpi=100)
+    with atomic_write(out) as tmp:
+        fig.savefig(tmp, dpi=100, format='png')
     plt.close(fig)
     return out
 
@@ -153,23 +156,23 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--legend', nargs='+', help='one name per log (default: the file paths)')
     parser.add_argument('--title', help='figure title')
     parser.add_argument('--out', default='training_curves.png', help='output PNG (default training_curves.png)')
-    return parser.parse_args(argv)
+    cli.add_traceback_arg(parser)
+    args = parser.parse_args(argv)
+    if args.legend and len(args.legend) != len(args.logs):
+        parser.error(f'--legend has {len(args.legend)} names for {len(args.logs)} logs')
+    return args
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    if args.legend and len(args.legend) != len(args.logs):
-        print(f'error: --legend has {len(args.legend)} names for {len(args.logs)} logs', file=sys.stderr)
-        return 2
-    try:
+
+    def run() -> int:
         names = args.legend or args.logs
         runs = {name: load_scalars(path) for name, path in zip(names, args.logs)}
-        out = plot(runs, args.keys, args.x, args.out, args.title)
-    except (FileNotFoundError, ValueError, ImportError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 1
-    print(f'Saved {out}')
-    return 0
+        print(f'Saved {plot(runs, args.keys, args.x, args.out, args.title)}')
+        return cli.EXIT_OK
+
+    return cli.run_tool(run, args.traceback)
 
 
 if __name__ == '__main__':

@@ -1,10 +1,15 @@
 # The TF EfficientNet training recipe (tensorflow/tpu models/official/efficientnet, main.py + utils.py):
 # RMSProp (decay 0.9, momentum 0.9, eps 1e-3 inside the sqrt), lr 0.016 per 256 images scaled linearly to the
-# global batch (2048 -> 0.128), 5 warm-up epochs, x0.97 every 2.4 epochs (staircase), L2 1e-5 on conv/dense kernels
-# only, EMA 0.9999 of all weights, 350 epochs.  Label smoothing 0.1 is part of the model head's loss.
+# global batch, 5 warm-up epochs, x0.97 every 2.4 epochs (staircase), L2 1e-5, EMA 0.9999 of all weights, 350 epochs.
+# Label smoothing 0.1 is part of the model head's loss.
+# Batch: main.py's defaults are 2048 images per step for 218949 steps (~350 epochs, lr 0.128); the paper's initial
+# lr 0.256 is the same 0.016-per-256 rule at 4096.  The file name follows main.py; auto_scale_lr makes the lr follow
+# whatever global batch is actually used (batch_size x ranks), so both settings are this schedule.
 optim_wrapper = dict(
     optimizer=dict(type='RMSProp', lr=0.016, alpha=0.9, momentum=0.9, eps=1e-3, weight_decay=1e-5),
-    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0),
+    # TF adds the L2 term for every trainable variable whose name lacks 'batch_normalization': conv and dense
+    # kernels AND biases (dense, SE convs); only BN gamma/beta are exempt.
+    paramwise_cfg=dict(norm_decay_mult=0.0),
 )
 
 param_scheduler = [

@@ -6,9 +6,18 @@ from .auto_augment import AutoAugment, RandAugment
 from .compose import Compose
 from .formatting import PackInputs
 from .loading import CorruptImageError, LoadImageFromFile, imread
-from .processing import EfficientNetCenterCrop, EfficientNetRandomCrop, RandomFlip, center_crop_box
+from .processing import (
+    CenterCrop,
+    EfficientNetCenterCrop,
+    EfficientNetRandomCrop,
+    RandomFlip,
+    ResizeEdge,
+    center_crop_box,
+)
+from .random_erasing import RandomErasing
 
 __all__ = [
     'AutoAugment', 'RandAugment', 'Compose', 'PackInputs', 'CorruptImageError', 'LoadImageFromFile', 'imread',
-    'EfficientNetCenterCrop', 'EfficientNetRandomCrop', 'RandomFlip', 'center_crop_box'
+    'CenterCrop', 'EfficientNetCenterCrop', 'EfficientNetRandomCrop', 'RandomFlip', 'ResizeEdge', 'center_crop_box',
+    'RandomErasing'
 ]

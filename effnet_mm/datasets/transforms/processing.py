@@ -1,4 +1,4 @@
-"""Geometric transforms: EfficientNet (TF-style) crops and flips."""
+"""Geometric transforms: EfficientNet (TF-style) crops, resize-then-crop evaluation (other libraries), flips."""
 from __future__ import annotations
 
 import math
@@ -97,6 +97,91 @@ class EfficientNetCenterCrop:
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(crop_size={self.crop_size}, crop_padding={self.crop_padding}, '
                 f'interpolation={self.interpolation!r})')
+
+
+@TRANSFORMS.register_module()
+class ResizeEdge:
+    """Resize so that one edge gets ``scale`` pixels, keeping the aspect ratio (mmpretrain ``ResizeEdge``).
+
+    The other edge becomes ``int(scale * other / edge)`` (truncated, as mmpretrain and torchvision's ``Resize(int)``
+    do).  With ``edge='short'`` followed by :class:`CenterCrop` this is the evaluation crop of timm, MindCV and the
+    MindSpore model zoo (resize-then-crop), unlike TF's crop-then-resize :class:`EfficientNetCenterCrop`.
+
+    Example config::
+
+        dict(type='ResizeEdge', scale=256, edge='short', interpolation='bicubic')
+
+    Args:
+        scale: target length of the chosen edge.
+        edge: ``'short'``, ``'long'``, ``'width'`` or ``'height'``.
+        interpolation: OpenCV interpolation name.
+        backend: only ``'cv2'`` (accepted for mmpretrain config compatibility).
+    """
+
+    EDGES = ('short', 'long', 'width', 'height')
+
+    def __init__(self, scale: int, edge: str = 'short', interpolation: str = 'bilinear', backend: str = 'cv2') -> None:
+        if not isinstance(scale, int) or scale <= 0:
+            raise ValueError(f'ResizeEdge: scale must be a positive int, got {scale!r}')
+        if edge not in self.EDGES:
+            raise ValueError(f'ResizeEdge: edge must be one of {self.EDGES}, got {edge!r}')
+        _check_backend('ResizeEdge', interpolation, backend)
+        self.scale = scale
+        self.edge = edge
+        self.interpolation = interpolation
+
+    def __call__(self, results: dict) -> dict:
+        img = results['img']
+        h, w = img.shape[:2]
+        if (self.edge == 'short' and w < h) or (self.edge == 'long' and w > h) or self.edge == 'width':
+            width, height = self.scale, int(self.scale * h / w)
+        else:
+            width, height = int(self.scale * w / h), self.scale
+        out = cv2.resize(img, (width, height), interpolation=INTERPOLATIONS[self.interpolation])
+        if img.ndim == 3 and out.ndim == 2:
+            out = out[:, :, None]
+        results['img'] = out
+        results['img_shape'] = out.shape[:2]
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(scale={self.scale}, edge={self.edge!r}, '
+                f'interpolation={self.interpolation!r})')
+
+
+@TRANSFORMS.register_module()
+class CenterCrop:
+    """Crop the centre ``crop_size`` (mmpretrain/mmcv ``CenterCrop``; offsets ``round((h - ch) / 2)`` like
+    torchvision and mmcv).  An image smaller than the crop is an error (no padding).
+
+    Example config::
+
+        dict(type='CenterCrop', crop_size=224)
+
+    Args:
+        crop_size: the output side, or ``(width, height)``.
+    """
+
+    def __init__(self, crop_size: Union[int, Sequence[int]]) -> None:
+        size = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
+        if len(size) != 2 or not all(isinstance(v, int) and v > 0 for v in size):
+            raise ValueError(f'CenterCrop: crop_size must be a positive int or (width, height), got {crop_size!r}')
+        self.crop_size = crop_size
+        self.crop_w, self.crop_h = size
+
+    def __call__(self, results: dict) -> dict:
+        h, w = results['img'].shape[:2]
+        if h < self.crop_h or w < self.crop_w:
+            raise ValueError(f'CenterCrop: image of {w}x{h} is smaller than the crop {self.crop_w}x{self.crop_h} '
+                             f'({results.get("img_path", "in-memory image")})')
+        top, left = int(round((h - self.crop_h) / 2)), int(round((w - self.crop_w) / 2))
+        results['img'] = results['img'][top:top + self.crop_h, left:left + self.crop_w]
+        results['img_shape'] = (self.crop_h, self.crop_w)
+        results['crop_bbox'] = (top, left, self.crop_h, self.crop_w)
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(crop_size={self.crop_size!r})'
 
 
 def _lrint(x: float) -> int:

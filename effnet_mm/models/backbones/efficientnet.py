@@ -61,8 +61,9 @@ class EfficientNet(nn.Cell):
             layers always use (and never update) the moving statistics.
         norm_eval: keep every BN layer on its moving statistics, also in training.
         in_channels: input image channels.
-        norm_cfg: normalisation of every conv, mmpretrain style (``type`` ``'BN'``; ``momentum`` is the weight of the
-            new batch statistic), see :func:`~effnet_mm.models.layers.build_norm_layer`; None is TF's BN.
+        norm_cfg: normalisation of every conv, mmpretrain style (``type`` ``'BN'`` or ``'SyncBN'``; ``momentum`` is
+            the weight of the new batch statistic), see :func:`~effnet_mm.models.layers.build_norm_layer`; None is
+            TF's BN.
         padding: ``'same'`` (TF static SAME, every TF-trained checkpoint) or ``'symmetric'`` (PyTorch ``k // 2``).
     """
 
@@ -104,6 +105,11 @@ class EfficientNet(nn.Cell):
             layers.append(nn.SequentialCell(blocks))
         layers.append(ConvBNAct(groups[-1][-1]['out_channels'], self.variant.head_channels, 1, norm_cfg=norm_cfg))
         self.layers = nn.CellList(layers)
+        drop_blocks = [b for stage in layers[1:-1] for b in stage if b.drop_path is not None]
+        for index, block in enumerate(drop_blocks):
+            block.drop_path_index = index
+        #: Drop probability of every block that has drop path, in the row order of ``drop_masks``.
+        self.drop_path_probs: Tuple[float, ...] = tuple(b.drop_path.drop_prob for b in drop_blocks)
         self.out_channels = tuple(self._layer_out_channels(groups)[i] for i in self.out_indices)
         self._apply_freeze_and_norm_eval()
 
@@ -134,10 +140,16 @@ class EfficientNet(nn.Cell):
                     if is_norm_layer(cell):
                         cell.use_batch_statistics = False
 
-    def construct(self, x):
+    def construct(self, x, drop_masks=None):
+        """Features of ``out_indices``; ``drop_masks``: optional ``(len(drop_path_probs), N)`` drop-path factors
+        (see :class:`~effnet_mm.models.layers.DropPath`)."""
         outs = ()
         for index, layer in enumerate(self.layers):
-            x = layer(x)
+            if index == 0 or index == self.num_layers - 1:
+                x = layer(x)
+            else:
+                for block in layer:
+                    x = block(x, drop_masks)
             if index in self.out_indices:
                 outs = outs + (x, )
         return outs

@@ -60,8 +60,11 @@ class MBConv(nn.Cell):
         self.linear_conv = ConvBNAct(hidden, out_channels, 1, act=False, norm_cfg=norm_cfg)
         self.has_skip = stride == 1 and in_channels == out_channels
         self.drop_path = DropPath(drop_path_rate) if self.has_skip and drop_path_rate > 0 else None
+        #: Row of this block in the backbone's ``drop_masks`` (set by :class:`EfficientNet`).
+        self.drop_path_index = 0
 
-    def construct(self, x):
+    def construct(self, x, drop_masks=None):
+        """``drop_masks``: optional ``(num_drop_path_blocks, N)`` per-sample drop-path factors of the backbone."""
         out = x
         if self.expand_conv is not None:
             out = self.expand_conv(out)
@@ -71,6 +74,7 @@ class MBConv(nn.Cell):
         out = self.linear_conv(out)
         if self.has_skip:
             if self.drop_path is not None:
-                out = self.drop_path(out)
+                keep = None if drop_masks is None else drop_masks[self.drop_path_index]
+                out = self.drop_path(out, keep)
             out = out + x
         return out

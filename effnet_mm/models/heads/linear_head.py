@@ -43,6 +43,7 @@ class LinearClsHead(nn.Cell):
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.topk = (topk, ) if isinstance(topk, int) else tuple(topk)
+        self.dropout_prob = float(dropout)
         self.dropout = nn.Dropout(p=dropout) if dropout > 0 else None
         self.fc = nn.Dense(
             in_channels,
@@ -51,12 +52,17 @@ class LinearClsHead(nn.Cell):
             bias_init=initializer(Zero(), (num_classes, ), ms.float32))
         self.loss_module = MODELS.build(loss) if isinstance(loss, dict) else loss
 
-    def construct(self, feats):
+    def construct(self, feats, dropout_mask=None):
+        """Logits of the last feature; ``dropout_mask``: optional ``(N, in_channels)`` training factors, 0 (dropped)
+        or ``1 / (1 - dropout)`` (drawn on the host by the runner), instead of the dropout layer's own draw."""
         x = feats[-1]
         if self.dropout is not None:
-            x = self.dropout(x)
+            if dropout_mask is None:
+                x = self.dropout(x)
+            elif self.training:
+                x = x * dropout_mask.astype(x.dtype)
         return self.fc(x)
 
-    def loss(self, feats, labels):
-        """Loss of the logits computed from ``feats`` against integer ``labels``."""
-        return self.loss_module(self.construct(feats), labels)
+    def loss(self, feats, targets, dropout_mask=None):
+        """Loss of the logits computed from ``feats`` against integer labels ``(N,)`` or soft targets ``(N, C)``."""
+        return self.loss_module(self.construct(feats, dropout_mask), targets)

@@ -5,6 +5,7 @@ from typing import Mapping, Optional
 
 from mindspore import nn
 
+from effnet_mm.ops import BatchNormAct2d, SiLU
 from effnet_mm.registry import MODELS
 from effnet_mm.variants import NORM_CFG
 
@@ -16,8 +17,9 @@ from .norm import build_norm_layer
 class ConvBNAct(nn.Cell):
     """``Conv2dSame`` → normalisation (TF's BN: eps 1e-3, decay 0.99) with an optional swish.
 
-    Parameters are named ``conv.weight`` and ``bn.{gamma,beta,moving_mean,moving_variance}``.  The norm layer is
-    :class:`effnet_mm.ops.BatchNormAct2d` (an ``nn.BatchNorm2d`` that applies the swish itself, on CPU kernels).
+    Parameters are named ``conv.weight`` and ``bn.{gamma,beta,moving_mean,moving_variance}``.  With ``BN`` the norm
+    layer is :class:`effnet_mm.ops.BatchNormAct2d` (an ``nn.BatchNorm2d`` that applies the swish itself, on CPU
+    kernels); other norm types (``SyncBN``) are followed by a separate swish.
 
     Example config::
 
@@ -57,8 +59,12 @@ class ConvBNAct(nn.Cell):
                 norm_cfg['momentum'] = 1.0 - bn_momentum
         self.conv = Conv2dSame(in_channels, out_channels, kernel_size, stride=stride, groups=groups, bias=False,
                                padding=padding)
-        # The norm layer applies the swish itself (BatchNormAct2d): one kernel pass each way on CPU.
+        # BatchNormAct2d applies the swish itself (one kernel pass each way on CPU); other norm layers do not.
         self.bn = build_norm_layer(norm_cfg, out_channels, act=act)
+        self.act = SiLU() if act and not isinstance(self.bn, BatchNormAct2d) else None
 
     def construct(self, x):
-        return self.bn(self.conv(x))
+        x = self.bn(self.conv(x))
+        if self.act is not None:
+            x = self.act(x)
+        return x

@@ -10,8 +10,10 @@ class DropPath(nn.Cell):
     """Drop-connect (stochastic depth) of a residual branch, per sample, as in the TF reference.
 
     In training, each sample's branch is zeroed with probability ``drop_prob`` and survivors are scaled by
-    ``1 / (1 - drop_prob)``; in eval it is the identity.  Uses ``ops.rand``, which is reproducible under
-    ``mindspore.set_seed`` on CPU (``ops.bernoulli`` is not).
+    ``1 / (1 - drop_prob)``; in eval it is the identity.  The runner passes the per-sample factors as ``keep``
+    (drawn on the host from ``(seed, epoch, sample_idx)``, see :mod:`effnet_mm.engine.randomness`), so the masks are
+    data of the compiled step, not state of a random kernel; without ``keep`` the layer draws them with
+    ``ops.rand``.
 
     Example config::
 
@@ -28,11 +30,14 @@ class DropPath(nn.Cell):
         self.drop_prob = float(drop_prob)
         self.keep_prob = 1.0 - self.drop_prob
 
-    def construct(self, x):
+    def construct(self, x, keep=None):
+        """``keep``: optional ``(N,)`` factors, 0 (dropped) or ``1 / (1 - drop_prob)`` (kept), per sample."""
         if not self.training or self.drop_prob == 0.0:
             return x
-        mask = ops.rand((x.shape[0], 1, 1, 1), dtype=x.dtype) < self.keep_prob
-        return x / self.keep_prob * mask.astype(x.dtype)
+        if keep is None:
+            mask = ops.rand((x.shape[0], 1, 1, 1), dtype=x.dtype) < self.keep_prob
+            return x / self.keep_prob * mask.astype(x.dtype)
+        return x * keep.reshape((-1, 1, 1, 1)).astype(x.dtype)
 
     def extend_repr(self) -> str:
         return f'drop_prob={self.drop_prob}'

@@ -10,7 +10,8 @@ class CrossEntropyLoss(nn.Cell):
     """Softmax cross-entropy with optional label smoothing, averaged over the batch.
 
     With smoothing ``eps`` over ``K`` classes the target is ``(1 - eps) * one_hot + eps / K`` (TF's
-    ``label_smoothing``; 0.1 in the EfficientNet recipe).
+    ``label_smoothing``; 0.1 in the EfficientNet recipe).  Targets are integer labels ``(N,)`` or soft targets
+    ``(N, K)`` whose rows sum to 1 (Mixup/CutMix), which are smoothed the same way.
 
     Example config::
 
@@ -31,6 +32,9 @@ class CrossEntropyLoss(nn.Cell):
     def construct(self, logits, labels):
         num_classes = logits.shape[-1]
         log_probs = ops.log_softmax(logits.astype('float32'), axis=-1)
-        target = ops.one_hot(labels.astype('int32'), num_classes, 1.0 - self.label_smoothing, 0.0)
+        if labels.ndim == 1:
+            target = ops.one_hot(labels.astype('int32'), num_classes, 1.0 - self.label_smoothing, 0.0)
+        else:
+            target = labels.astype('float32') * (1.0 - self.label_smoothing)
         target = target + self.label_smoothing / num_classes
         return -(target * log_probs).sum(axis=-1).mean() * self.loss_weight
