@@ -5,7 +5,8 @@
 
 The model, optimizer (with its param groups) and gradient clipping come from a config (default: the demo config,
 with 1000 classes unless ``--num-classes``), the step is the runner's compiled train step
-(:func:`effnet_mm.engine.train_step.make_train_step`); inputs are random.  Three measurements, each the median of
+(:class:`effnet_mm.engine.train_step.TrainStep`, called like the runner calls it: host arrays in, drop-path and
+dropout masks drawn on the host); inputs are random.  Three measurements, each the median of
 ``--steps`` calls after a compile call:
 
 1. **phases**: the train-mode forward (loss), forward + backward, the whole step (+ clipping and the optimizer), and
@@ -120,8 +121,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     from mmengine.config import Config
 
     from effnet_mm.engine.ema import EMAWeights
-    from effnet_mm.engine.optimizers import build_optimizer
-    from effnet_mm.engine.train_step import LossCell, make_train_step
+    from effnet_mm.engine.optim_wrapper import build_optim_wrapper
+    from effnet_mm.engine.randomness import StepMasks
+    from effnet_mm.engine.train_step import LossCell, TrainStep
     from effnet_mm.ops import kernel_stats, kernels_unavailable_reason, reset_kernel_stats
     from effnet_mm.registry import MODELS
 
@@ -134,17 +136,22 @@ def main(argv: Optional[List[str]] = None) -> None:
     num_classes = model_cfg['head']['num_classes']
     ms.set_seed(0)
     model = MODELS.build(model_cfg)
-    optim = cfg.optim_wrapper
-    opt = build_optimizer(dict(optim.optimizer), model.trainable_params(), dict(optim.get('paramwise_cfg') or {}))
-    max_norm = (optim.get('clip_grad') or {}).get('max_norm')
+    wrapper = build_optim_wrapper(cfg.optim_wrapper.to_dict(), model)
+    train_step = TrainStep(model, wrapper)
+    masks = StepMasks.for_model(model, seed=0)
     loss_cell = LossCell(model)
-    step = make_train_step(loss_cell, opt, max_norm=max_norm)
-    grad_fn = ms.value_and_grad(loss_cell, None, opt.parameters)
+    grad_fn = ms.value_and_grad(loss_cell, None, wrapper.optimizer.parameters)
     rng = np.random.default_rng(0)
-    images = Tensor(rng.integers(0, 256, (args.batch_size, 3, args.img_size, args.img_size), dtype=np.uint8))
-    labels = Tensor(rng.integers(0, num_classes, args.batch_size).astype(np.int32))
-    lr = Tensor(float(optim.optimizer.lr), ms.float32)
+    host_images = rng.integers(0, 256, (args.batch_size, 3, args.img_size, args.img_size), dtype=np.uint8)
+    host_labels = rng.integers(0, num_classes, args.batch_size).astype(np.int32)
+    images, labels = Tensor(host_images), Tensor(host_labels)
+    lr = wrapper.base_lr
     model.set_train(True)
+
+    def step(iteration=[0]):  # noqa: B006 - the runner's step: host arrays, masks drawn per batch
+        iteration[0] += 1
+        drop_masks, dropout_mask = masks.draw(0, np.arange(args.batch_size) + iteration[0] * args.batch_size)
+        return train_step(host_images, host_labels, lr, drop_masks, dropout_mask)
 
     def forward(x, y):
         return loss_cell(x, y)
@@ -162,10 +169,9 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     results = {name: _median_seconds(lambda f=fn: run(f), args.steps) for name, fn in phases.items()}
     start = time.perf_counter()
-    step(images, labels, lr)[0].asnumpy()
+    step()
     compile_s = time.perf_counter() - start
-    results['whole step (+ clip + optimizer)'] = _median_seconds(lambda: step(images, labels, lr)[0].asnumpy(),
-                                                                 args.steps)
+    results['whole step (+ clip + optimizer)'] = _median_seconds(step, args.steps)
     if any(h.get('type') == 'EMAHook' for h in cfg.get('custom_hooks', [])):
         ema = EMAWeights(model)
         decay = Tensor(0.99, ms.float32)
@@ -197,7 +203,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         profiler = Profiler(output_path=output_dir)
         start = time.perf_counter()
         for _ in range(args.steps):
-            step(images, labels, lr)[0].asnumpy()
+            step()
         wall_ms = (time.perf_counter() - start) * 1e3 / args.steps
         profiler.stop()
         kernels = kernel_stats()
