@@ -109,22 +109,25 @@ class EffnetRunner:
             infer = ms.jit(infer)
             self.steps['infer'] = lambda: infer(x).asnumpy()
         if args.mode in ('train', 'both'):
+            from effnet_mm.engine.optim_wrapper import build_optim_wrapper
+            from effnet_mm.engine.randomness import StepMasks
+            from effnet_mm.engine.train_step import TrainStep
+
             model = build()
             model.set_train(True)
-            opt = nn.Momentum(model.trainable_params(), learning_rate=0.01, momentum=0.9)
+            # The runner's compiled step, called as the runner calls it (host arrays, host-drawn drop-path and
+            # dropout masks), with SGD momentum 0.9 like the PyTorch side.
+            wrapper = build_optim_wrapper(dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9)), model)
+            train_step = TrainStep(model, wrapper)
+            masks = StepMasks.for_model(model, seed=0)
+            host_x, host_y = x.asnumpy(), y.asnumpy()
 
-            def forward_fn(inputs, labels):
-                return model.loss(inputs, labels)
+            def train(counter=[0]):  # noqa: B006
+                counter[0] += 1
+                drop_masks, dropout_mask = masks.draw(0, np.arange(args.batch_size) + counter[0] * args.batch_size)
+                train_step(host_x, host_y, 0.01, drop_masks, dropout_mask)
 
-            grad_fn = ms.value_and_grad(forward_fn, None, opt.parameters)
-
-            def train_step(inputs, labels):
-                loss, grads = grad_fn(inputs, labels)
-                opt(grads)
-                return loss
-
-            train_step = ms.jit(train_step)
-            self.steps['train'] = lambda: train_step(x, y).asnumpy()
+            self.steps['train'] = train
         for mode, step in self.steps.items():
             start = time.perf_counter()
             step()
