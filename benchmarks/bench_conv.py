@@ -1,4 +1,4 @@
-"""Per-op timings of every k x k conv of an EfficientNet: fast AOT kernels vs MindSpore's Conv2D.
+"""Per-op timings of every k x k conv of an EfficientNet: effnet_mm's kernels vs MindSpore's Conv2D.
 
 For each distinct k x k conv of the chosen variant (stem + depthwise convs, shapes taken from the built backbone)
 it times, under ``ms.jit``: the forward, and one ``value_and_grad`` of ``sum(conv(x, w) * gy)`` w.r.t. (x, w)
@@ -57,7 +57,7 @@ def _timed(fn: Callable[[], None], reps: int) -> float:
 
 
 def bench_shape(shape: Shape, batch: int, reps: int, reference: bool) -> Dict[str, float]:
-    """Milliseconds per call (median) of the fast and (optionally) the reference conv for one shape."""
+    """Milliseconds per call (median) of the kernel and (optionally) the reference conv for one shape."""
     import mindspore as ms
     import numpy as np
     from mindspore import ops
@@ -70,7 +70,7 @@ def bench_shape(shape: Shape, batch: int, reps: int, reference: bool) -> Dict[st
     x = ms.Tensor(rng.standard_normal((batch, ci, h, w)).astype(np.float32))
     wt = ms.Tensor(rng.standard_normal((co, ci // groups, k, k)).astype(np.float32) * 0.1)
     gy = ms.Tensor(rng.standard_normal((batch, co, -(-h // s), -(-w // s))).astype(np.float32))
-    candidates = {'fast': conv_op(kind, s)}
+    candidates = {'kernel': conv_op(kind, s)}
     if reference:
         candidates['ms'] = ops.Conv2D(out_channel=co, kernel_size=k, pad_mode='same', stride=s, group=groups)
     result = {}
@@ -97,7 +97,7 @@ def _jitted(op: Callable, gy) -> Tuple[Callable, Callable]:
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     shapes = conv_shapes(args.arch, args.img_size)
-    header = f'{"conv (N=" + str(args.batch_size) + ")":<34} {"count":>5} {"fast fwd":>9} {"fast f+b":>9}'
+    header = f'{"conv (N=" + str(args.batch_size) + ")":<34} {"count":>5} {"kernel fwd":>10} {"kernel f+b":>10}'
     if args.reference:
         header += f' {"MS fwd":>9} {"MS f+b":>9} {"speedup":>13}'
     print(f'{args.arch} at {args.img_size}px, ms per call (median of {args.reps})')
@@ -106,15 +106,15 @@ def main(argv: Optional[List[str]] = None) -> None:
     for shape, count in shapes.items():
         kind, ci, co, h, w, k, s = shape
         r = bench_shape(shape, args.batch_size, args.reps, args.reference)
-        total_fwd += count * r['fast_fwd']
-        total_fb += count * r['fast_fwdbwd']
+        total_fwd += count * r['kernel_fwd']
+        total_fb += count * r['kernel_fwdbwd']
         label = f'{kind} {ci}->{co} {h}x{w} k{k} s{s}'
-        line = f'{label:<34} {count:>5} {r["fast_fwd"]:9.1f} {r["fast_fwdbwd"]:9.1f}'
+        line = f'{label:<34} {count:>5} {r["kernel_fwd"]:10.1f} {r["kernel_fwdbwd"]:10.1f}'
         if args.reference:
             line += (f' {r["ms_fwd"]:9.1f} {r["ms_fwdbwd"]:9.1f} '
-                     f'{r["ms_fwd"] / r["fast_fwd"]:5.0f}x/{r["ms_fwdbwd"] / r["fast_fwdbwd"]:4.0f}x')
+                     f'{r["ms_fwd"] / r["kernel_fwd"]:5.0f}x/{r["ms_fwdbwd"] / r["kernel_fwdbwd"]:4.0f}x')
         print(line, flush=True)
-    print(f'{"all k x k convs of one step (fast)":<40} {total_fwd:9.1f} {total_fb:9.1f}')
+    print(f'{"all k x k convs of one step (kernels)":<40} {total_fwd:9.1f} {total_fb:9.1f}')
 
 
 if __name__ == '__main__':

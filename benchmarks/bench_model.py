@@ -1,13 +1,23 @@
-"""Images/s of an effnet_mm EfficientNet (inference and training), optionally side by side with timm on PyTorch.
+"""Images/s of an effnet_mm EfficientNet (inference and training) against timm on PyTorch, alternating, same cores.
 
-Graph compilation is timed separately (first call) and excluded from the throughput figures.  When ``torch`` and
-``timm`` import, ``timm``'s ``efficientnet_b0`` / ``tf_efficientnet_b0`` run eagerly in a subprocess (so
-``OMP_NUM_THREADS`` for torch does not leak into MindSpore's process, whose kernels use OpenMP too) with the same
-batch, resolution, loss (cross-entropy, label smoothing 0.1) and optimizer (SGD momentum 0.9).
+Each round times ``--steps`` steps of effnet_mm, then the same of every PyTorch formulation, first for inference and
+then for training; the figures are medians over ``--rounds`` rounds and each ratio compares effnet_mm with the best
+PyTorch formulation.  Graph compilation / ``torch.compile`` and warm-up happen before the first round and are
+reported separately.  PyTorch runs in long-lived worker processes (``--torch-python``, e.g. a separate virtualenv
+with torch and timm; they are not effnet_mm dependencies) with all cores (``OMP_NUM_THREADS=<cores>``,
+``OMP_WAIT_POLICY=PASSIVE`` so idle torch threads do not spin while effnet_mm runs).  Both sides use the same batch,
+resolution, loss (cross-entropy, label smoothing 0.1), drop-path 0.2, dropout and SGD momentum 0.9.
 
-Run from a scratch directory (MindSpore writes into the CWD), e.g.::
+PyTorch formulations (``--peers``):
 
-    cd /tmp && GLOG_v=3 python /path/to/benchmarks/bench_model.py --arch b0 --batch-size 32 --steps 5 --mode both
+* ``eager``: timm ``efficientnet_<arch>`` (PyTorch-style padding), eager, NCHW;
+* ``tf_cl``: timm ``tf_efficientnet_<arch>`` (TF "SAME" padding like effnet_mm), channels_last, eager;
+* ``tf_cl_compile``: the same under ``torch.compile`` (inductor).
+
+Example (a torch virtualenv at ``../venv-torch``)::
+
+    GLOG_v=3 python benchmarks/bench_model.py --arch b0 --batch-size 32 --torch-python ../venv-torch/bin/python
+    GLOG_v=3 python benchmarks/bench_model.py --arch b3 --batch-size 16 --torch-python ../venv-torch/bin/python
 """
 from __future__ import annotations
 
@@ -17,186 +27,247 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Callable, Dict, List, Optional
 
-TIMM_MODELS = ('efficientnet_b0', 'tf_efficientnet_b0')
+PEERS = ('eager', 'tf_cl', 'tf_cl_compile')
+MODES = ('infer', 'train')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--arch', default='b0', help='effnet_mm variant (b0 ... b8, l2)')
-    parser.add_argument('--img-size', type=int, default=224)
+    parser.add_argument('--arch', default='b0', help='variant (b0 ... b8, l2)')
+    parser.add_argument('--img-size', type=int, default=None, help='default: the variant\'s native resolution')
     parser.add_argument('--batch-size', type=int, default=32)
-    parser.add_argument('--steps', type=int, default=5, help='timed steps after the compile/warm-up step')
+    parser.add_argument('--steps', type=int, default=3, help='timed steps per round and model')
+    parser.add_argument('--rounds', type=int, default=2, help='alternating rounds (the median is reported)')
     parser.add_argument('--mode', choices=('infer', 'train', 'both'), default='both')
-    parser.add_argument('--no-fast-conv', action='store_true', help='use MindSpore Conv2D for every conv')
-    parser.add_argument('--no-timm', action='store_true', help='skip the timm comparison')
-    parser.add_argument('--timm-models', nargs='+', default=list(TIMM_MODELS))
-    parser.add_argument('--torch-threads', type=int, default=1, help='OMP_NUM_THREADS / torch threads for timm')
-    parser.add_argument('--timm-worker', default=None, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    parser.add_argument('--no-kernels', action='store_true', help='effnet_mm on MindSpore ops only')
+    parser.add_argument('--ms-threads', type=int, default=None,
+                        help='threads of MindSpore\'s own CPU ops (op_tuning.threads_num; default: MindSpore\'s)')
+    parser.add_argument('--peers', nargs='*', default=list(PEERS), choices=PEERS,
+                        help='PyTorch formulations to compare with (none: effnet_mm alone)')
+    parser.add_argument('--torch-python', default=sys.executable, help='Python interpreter that has torch and timm')
+    parser.add_argument('--torch-threads', type=int, default=os.cpu_count(), help='threads for PyTorch')
+    parser.add_argument('--worker', default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.img_size is None:
+        from effnet_mm.variants import get_variant
+
+        args.img_size = get_variant(args.arch).resolution
+    return args
 
 
-def _time_steps(step: Callable[[], None], steps: int) -> Dict[str, float]:
-    """Time one warm-up (compile) call, then ``steps`` calls; ``step`` must block until its result is ready."""
+def _timed(step: Callable[[], None], steps: int) -> float:
+    """Mean seconds per call of ``step`` (which must block until its result is ready)."""
     start = time.perf_counter()
-    step()
-    first = time.perf_counter() - start
-    times = []
     for _ in range(steps):
-        start = time.perf_counter()
         step()
-        times.append(time.perf_counter() - start)
-    return dict(first_s=first, mean_s=statistics.mean(times), best_s=min(times))
+    return (time.perf_counter() - start) / steps
 
 
-def _throughput(result: Dict[str, float], batch: int) -> Dict[str, float]:
-    return dict(result, ips=batch / result['mean_s'], best_ips=batch / result['best_s'])
+class EffnetRunner:
+    """effnet_mm's compiled inference and training steps (``ms.jit``), built and compiled once."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        if args.no_kernels:
+            os.environ['EFFNET_MM_KERNELS'] = '0'
+        import mindspore as ms
+        import numpy as np
+        from mindspore import nn
+
+        if args.ms_threads:
+            ms.device_context.cpu.op_tuning.threads_num(args.ms_threads)
+
+        from effnet_mm.registry import MODELS
+        from effnet_mm.variants import get_variant
+
+        variant = get_variant(args.arch)
+
+        def build() -> nn.Cell:
+            ms.set_seed(0)
+            return MODELS.build(
+                dict(type='ImageClassifier',
+                     backbone=dict(type='EfficientNet', arch=args.arch, drop_path_rate=0.2),
+                     neck=dict(type='GlobalAveragePooling'),
+                     head=dict(type='LinearClsHead', num_classes=1000, in_channels=variant.head_channels,
+                               dropout=variant.dropout, loss=dict(type='CrossEntropyLoss', label_smoothing=0.1))))
+
+        rng = np.random.default_rng(0)
+        x = ms.Tensor(rng.standard_normal((args.batch_size, 3, args.img_size, args.img_size)).astype(np.float32))
+        y = ms.Tensor(rng.integers(0, 1000, args.batch_size).astype(np.int32))
+        self.steps: Dict[str, Callable[[], None]] = {}
+        self.compile_s: Dict[str, float] = {}
+        if args.mode in ('infer', 'both'):
+            eval_model = build()
+            eval_model.set_train(False)
+
+            def infer(inputs):
+                return eval_model.classify(inputs)
+
+            infer = ms.jit(infer)
+            self.steps['infer'] = lambda: infer(x).asnumpy()
+        if args.mode in ('train', 'both'):
+            from effnet_mm.engine.optim_wrapper import build_optim_wrapper
+            from effnet_mm.engine.randomness import StepMasks
+            from effnet_mm.engine.train_step import TrainStep
+
+            model = build()
+            model.set_train(True)
+            # The runner's compiled step, called as the runner calls it (host arrays, host-drawn drop-path and
+            # dropout masks), with SGD momentum 0.9 like the PyTorch side.
+            wrapper = build_optim_wrapper(dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9)), model)
+            train_step = TrainStep(model, wrapper)
+            masks = StepMasks.for_model(model, seed=0)
+            host_x, host_y = x.asnumpy(), y.asnumpy()
+
+            def train(counter=[0]):  # noqa: B006
+                counter[0] += 1
+                drop_masks, dropout_mask = masks.draw(0, np.arange(args.batch_size) + counter[0] * args.batch_size)
+                train_step(host_x, host_y, 0.01, drop_masks, dropout_mask)
+
+            self.steps['train'] = train
+        for mode, step in self.steps.items():
+            start = time.perf_counter()
+            step()
+            self.compile_s[mode] = time.perf_counter() - start
+            step()  # warm-up
+
+    def time(self, mode: str, steps: int) -> float:
+        return _timed(self.steps[mode], steps)
 
 
-def bench_effnet(args: argparse.Namespace) -> Dict[str, Dict[str, float]]:
-    """Throughput of effnet_mm under ``ms.jit`` (the first call includes graph compilation)."""
-    if args.no_fast_conv:
-        os.environ['EFFNET_MM_FAST_CONV'] = '0'
-    import mindspore as ms
-    import numpy as np
-    from mindspore import nn
+def torch_worker(args: argparse.Namespace) -> None:
+    """Body of a PyTorch worker process: prepare, then answer ``<mode>`` lines on stdin with JSON timings."""
+    import types
 
-    from effnet_mm.registry import MODELS
-    from effnet_mm.variants import get_variant
-
-    variant = get_variant(args.arch)
-
-    def build() -> nn.Cell:
-        ms.set_seed(0)
-        return MODELS.build(
-            dict(type='ImageClassifier',
-                 backbone=dict(type='EfficientNet', arch=args.arch, drop_path_rate=0.2),
-                 neck=dict(type='GlobalAveragePooling'),
-                 head=dict(type='LinearClsHead', num_classes=1000, in_channels=variant.head_channels,
-                           dropout=variant.dropout, loss=dict(type='CrossEntropyLoss', label_smoothing=0.1))))
-
-    rng = np.random.default_rng(0)
-    x = ms.Tensor(rng.standard_normal((args.batch_size, 3, args.img_size, args.img_size)).astype(np.float32))
-    y = ms.Tensor(rng.integers(0, 1000, args.batch_size).astype(np.int32))
-    results = {}
-    if args.mode in ('infer', 'both'):
-        model = build()
-        model.set_train(False)
-
-        @ms.jit
-        def infer(inputs):
-            return model.classify(inputs)
-
-        results['infer'] = _throughput(_time_steps(lambda: infer(x).asnumpy(), args.steps), args.batch_size)
-    if args.mode in ('train', 'both'):
-        model = build()
-        model.set_train(True)
-        opt = nn.Momentum(model.trainable_params(), learning_rate=0.01, momentum=0.9)
-
-        def forward_fn(inputs, labels):
-            return model.loss(inputs, labels)
-
-        grad_fn = ms.value_and_grad(forward_fn, None, opt.parameters)
-
-        @ms.jit
-        def train_step(inputs, labels):
-            loss, grads = grad_fn(inputs, labels)
-            opt(grads)
-            return loss
-
-        results['train'] = _throughput(_time_steps(lambda: train_step(x, y).asnumpy(), args.steps), args.batch_size)
-    return results
-
-
-def timm_worker(args: argparse.Namespace) -> None:
-    """Body of the timm subprocess: print one JSON line with its throughput."""
+    # timm imports torchvision, whose operator registration fails against a torch build it was not made for; timm
+    # needs none of those operators.
+    sys.modules.setdefault('torchvision._meta_registrations', types.ModuleType('torchvision._meta_registrations'))
     import timm
     import torch
 
     torch.manual_seed(0)
     torch.set_num_threads(args.torch_threads)
+    peer = args.worker
+    name = f'efficientnet_{args.arch}' if peer == 'eager' else f'tf_efficientnet_{args.arch}'
+    channels_last = peer != 'eager'
+    model = timm.create_model(name, drop_path_rate=0.2)
     x = torch.randn(args.batch_size, 3, args.img_size, args.img_size)
     y = torch.randint(0, 1000, (args.batch_size, ))
-    model = timm.create_model(args.timm_worker, drop_path_rate=0.2)
-    results = {}
-    if args.mode in ('infer', 'both'):
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    forward = torch.compile(model) if peer.endswith('compile') else model
+    criterion = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def infer() -> None:
         model.eval()
+        with torch.inference_mode():
+            forward(x)
 
-        def infer() -> None:
-            with torch.inference_mode():
-                model(x)
-
-        results['infer'] = _throughput(_time_steps(infer, args.steps), args.batch_size)
-    if args.mode in ('train', 'both'):
+    def train() -> None:
         model.train()
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        criterion = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+        opt.zero_grad(set_to_none=True)
+        criterion(forward(x), y).backward()
+        opt.step()
 
-        def train() -> None:
-            opt.zero_grad(set_to_none=True)
-            loss = criterion(model(x), y)
-            loss.backward()
-            opt.step()
-
-        results['train'] = _throughput(_time_steps(train, args.steps), args.batch_size)
-    results['versions'] = dict(torch=torch.__version__, timm=timm.__version__)
-    print('TIMM_RESULT ' + json.dumps(results))
-
-
-def bench_timm(args: argparse.Namespace, name: str) -> Optional[dict]:
-    """Run :func:`timm_worker` for one timm model in a subprocess; None when torch/timm are unavailable."""
-    cmd = [sys.executable, os.path.abspath(__file__), '--timm-worker', name, '--img-size', str(args.img_size),
-           '--batch-size', str(args.batch_size), '--steps', str(args.steps), '--mode', args.mode,
-           '--torch-threads', str(args.torch_threads)]
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.torch_threads))
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    for line in proc.stdout.splitlines():
-        if line.startswith('TIMM_RESULT '):
-            return json.loads(line[len('TIMM_RESULT '):])
-    print(f'timm {name}: not measured ({(proc.stderr.strip().splitlines() or ["no output"])[-1]})')
-    return None
+    steps = {'infer': infer, 'train': train}
+    compile_s = {}
+    for mode in MODES if args.mode == 'both' else (args.mode, ):
+        start = time.perf_counter()
+        steps[mode]()
+        compile_s[mode] = time.perf_counter() - start
+        steps[mode]()
+    print(json.dumps(dict(ready=True, compile_s=compile_s, model=name, torch=torch.__version__,
+                          timm=timm.__version__)), flush=True)
+    for line in sys.stdin:
+        mode = line.strip()
+        print(json.dumps(dict(seconds=_timed(steps[mode], args.steps))), flush=True)
 
 
-def _line(label: str, results: dict) -> str:
-    parts = []
-    for mode in ('infer', 'train'):
-        if mode in results:
-            r = results[mode]
-            parts.append(f'{mode} {r["ips"]:6.2f} img/s (best step {r["best_ips"]:.2f}, '
-                         f'first call {r["first_s"]:.1f} s)')
-    return f'{label:<44} ' + ' | '.join(parts)
+class TorchWorker:
+    """One long-lived PyTorch worker process (see :func:`torch_worker`)."""
+
+    def __init__(self, args: argparse.Namespace, peer: str) -> None:
+        cmd = [args.torch_python, os.path.abspath(__file__), '--worker', peer, '--arch', args.arch, '--img-size',
+               str(args.img_size), '--batch-size', str(args.batch_size), '--steps', str(args.steps), '--mode',
+               args.mode, '--torch-threads', str(args.torch_threads)]
+        env = dict(os.environ, OMP_NUM_THREADS=str(args.torch_threads), OMP_WAIT_POLICY='PASSIVE')
+        self.peer = peer
+        self.log = tempfile.TemporaryFile(mode='w+')  # a file, not a pipe: a chatty torch.compile cannot block it
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
+                                     env=env)
+        self.info = self._reply()
+
+    def _reply(self) -> dict:
+        for line in self.proc.stdout:
+            if line.startswith('{'):
+                return json.loads(line)
+        self.log.seek(0)
+        raise RuntimeError(f'PyTorch worker {self.peer} stopped: {self.log.read().strip()[-1500:]}')
+
+    def time(self, mode: str) -> float:
+        self.proc.stdin.write(mode + '\n')
+        self.proc.stdin.flush()
+        return self._reply()['seconds']
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+        self.log.close()
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
-    if args.timm_worker:
-        timm_worker(args)
+    if args.worker:
+        torch_worker(args)
         return
-    print(f'{args.arch} {args.img_size}px batch {args.batch_size} fp32, {args.steps} timed steps, '
-          f'{os.cpu_count()} CPUs; "first call" includes graph compilation (MindSpore) / warm-up (torch)')
-    ours = bench_effnet(args)
-    from effnet_mm.ops import fast_conv_unavailable_reason
+    modes = MODES if args.mode == 'both' else (args.mode, )
+    print(f'{args.arch} {args.img_size}px batch {args.batch_size} fp32, {os.cpu_count()} CPUs, {args.rounds} rounds '
+          f'x {args.steps} steps, alternating; PyTorch with {args.torch_threads} threads; MindSpore op threads '
+          f'{args.ms_threads or "default"}', flush=True)
+    ours = EffnetRunner(args)
+    from effnet_mm.ops import kernels_unavailable_reason
 
-    reason = fast_conv_unavailable_reason()
-    print(_line(f'effnet_mm (fast conv {"off: " + reason if reason else "on"})', ours))
-    if args.no_timm:
-        return
+    reason = kernels_unavailable_reason()
+    workers = []
+    for peer in args.peers:
+        try:
+            workers.append(TorchWorker(args, peer))
+        except (OSError, RuntimeError) as exc:
+            print(f'PyTorch {peer}: not measured ({exc})')
+    times: Dict[str, Dict[str, List[float]]] = {'effnet_mm': {m: [] for m in modes}}
+    times.update({w.peer: {m: [] for m in modes} for w in workers})
     try:
-        import timm  # noqa: F401
-        import torch  # noqa: F401
-    except Exception as exc:  # noqa: BLE001 - any import failure just means "no comparison"
-        print(f'timm comparison skipped: {exc}')
-        return
-    for name in args.timm_models:
-        theirs = bench_timm(args, name)
-        if theirs is None:
-            continue
-        v = theirs['versions']
-        print(_line(f'timm {name} (torch {v["torch"]}, {args.torch_threads} thr)', theirs))
-        ratios = [f'{m} {ours[m]["ips"] / theirs[m]["ips"]:.2f}x' for m in ('infer', 'train') if m in ours]
-        print(f'{"  ratio effnet_mm / " + name:<44} ' + ', '.join(ratios))
+        for _ in range(args.rounds):
+            for mode in modes:
+                times['effnet_mm'][mode].append(ours.time(mode, args.steps))
+                for worker in workers:
+                    times[worker.peer][mode].append(worker.time(mode))
+    finally:
+        for worker in workers:
+            worker.close()
+
+    def ips(name: str, mode: str) -> float:
+        return args.batch_size / statistics.median(times[name][mode])
+
+    label = f'effnet_mm (kernels {"off: " + reason if reason else "on"})'
+    print(f'{label:<58} ' + ' | '.join(f'{m} {ips("effnet_mm", m):6.2f} img/s (compile {ours.compile_s[m]:.1f} s)'
+                                       for m in modes))
+    for worker in workers:
+        info = worker.info
+        name = f'{info["model"]} {worker.peer} (torch {info["torch"]}, timm {info["timm"]})'
+        print(f'{name:<58} ' + ' | '.join(f'{m} {ips(worker.peer, m):6.2f} img/s (first call '
+                                          f'{info["compile_s"][m]:.1f} s)' for m in modes))
+    if workers:
+        parts = []
+        for mode in modes:
+            best = max(workers, key=lambda w: ips(w.peer, mode))
+            parts.append(f'{mode} {ips("effnet_mm", mode) / ips(best.peer, mode):.2f}x (best: {best.peer})')
+        print(f'{"ratio effnet_mm / best PyTorch":<58} ' + ', '.join(parts))
 
 
 if __name__ == '__main__':

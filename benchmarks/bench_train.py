@@ -15,8 +15,9 @@ import mindspore as ms  # noqa: E402
 import numpy as np  # noqa: E402
 from mindspore import Tensor  # noqa: E402
 
-from effnet_mm.engine.optimizers import build_optimizer  # noqa: E402
-from effnet_mm.engine.train_step import LossCell, make_eval_step, make_train_step  # noqa: E402
+from effnet_mm.engine.optim_wrapper import build_optim_wrapper  # noqa: E402
+from effnet_mm.engine.randomness import StepMasks  # noqa: E402
+from effnet_mm.engine.train_step import TrainStep, make_eval_step  # noqa: E402
 from effnet_mm.registry import MODELS  # noqa: E402
 
 
@@ -45,13 +46,14 @@ def build_model(arch: str, num_classes: int):
 
 
 def timed(fn, steps: int):
+    """``fn`` must block until its result is ready."""
     start = time.perf_counter()
-    fn().asnumpy()
+    fn()
     compile_s = time.perf_counter() - start
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        fn().asnumpy()
+        fn()
         times.append(time.perf_counter() - start)
     return compile_s, times
 
@@ -61,23 +63,31 @@ def main() -> None:
     ms.set_seed(0)
     model = build_model(args.arch, args.num_classes)
     rng = np.random.default_rng(0)
-    images = Tensor(rng.integers(0, 256, (args.batch_size, 3, args.img_size, args.img_size), dtype=np.uint8))
-    labels = Tensor(rng.integers(0, args.num_classes, args.batch_size).astype(np.int32))
+    host_images = rng.integers(0, 256, (args.batch_size, 3, args.img_size, args.img_size), dtype=np.uint8)
+    labels = rng.integers(0, args.num_classes, args.batch_size).astype(np.int32)
+    images = Tensor(host_images)
     print(f'{args.arch} {args.img_size}px batch {args.batch_size}, {args.steps} timed steps')
     if args.mode in ('train', 'both'):
-        opt = build_optimizer(dict(type='RMSProp', lr=0.01, alpha=0.9, momentum=0.9, eps=1e-3, weight_decay=1e-5),
-                              model.trainable_params(), dict(norm_decay_mult=0.0, bias_decay_mult=0.0))
-        step = make_train_step(LossCell(model), opt)
-        lr = Tensor(0.01, ms.float32)
+        wrapper = build_optim_wrapper(dict(optimizer=dict(type='RMSProp', lr=0.01, alpha=0.9, momentum=0.9, eps=1e-3,
+                                                          weight_decay=1e-5),
+                                           paramwise_cfg=dict(norm_decay_mult=0.0)), model)
+        step = TrainStep(model, wrapper)
+        masks = StepMasks.for_model(model, seed=0)
         model.set_train(True)
-        compile_s, times = timed(lambda: step(images, labels, lr)[0], args.steps)
+
+        def train(counter=[0]):  # noqa: B006 - as the runner calls it: host arrays, masks drawn per batch
+            counter[0] += 1
+            drop_masks, dropout_mask = masks.draw(0, np.arange(args.batch_size) + counter[0] * args.batch_size)
+            step(host_images, labels, 0.01, drop_masks, dropout_mask)
+
+        compile_s, times = timed(train, args.steps)
         best, median = min(times), float(np.median(times))
         print(f'train: compile+first step {compile_s:.1f} s; step median {median:.3f} s (best {best:.3f} s) '
               f'= {args.batch_size / median:.1f} img/s (best {args.batch_size / best:.1f})')
     if args.mode in ('infer', 'both'):
         model.set_train(False)
         forward = make_eval_step(model)
-        compile_s, times = timed(lambda: forward(images), args.steps)
+        compile_s, times = timed(lambda: forward(images).asnumpy(), args.steps)
         best, median = min(times), float(np.median(times))
         print(f'infer: compile+first call {compile_s:.1f} s; batch median {median:.3f} s (best {best:.3f} s) '
               f'= {args.batch_size / median:.1f} img/s (best {args.batch_size / best:.1f})')

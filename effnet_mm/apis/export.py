@@ -8,7 +8,7 @@ from typing import Tuple
 import numpy as np
 from mmengine.config import Config
 
-from effnet_mm.ops import fast_conv_disabled
+from effnet_mm.ops import kernels_disabled
 from effnet_mm.utils.fileio import atomic_write, write_text
 
 from .inference import test_crop_size
@@ -74,7 +74,7 @@ def export_model(model, file_format: str, out: str, input_shape: Tuple[int, int,
     model.set_train(False)
     suffix = _SUFFIX[file_format]
     # Exported graphs cannot carry effnet_mm's custom CPU kernels: trace MindSpore's own ops.
-    with atomic_write(path) as tmp, fast_conv_disabled(model):
+    with atomic_write(path) as tmp, kernels_disabled(model):
         if file_format == 'MINDIR':
             ms.export(model, dummy, file_name=tmp[:-len(suffix)], file_format='MINDIR')
         else:

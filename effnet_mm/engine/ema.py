@@ -7,6 +7,9 @@ import mindspore as ms
 import numpy as np
 from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
 
+from effnet_mm.ops import kernels_unavailable_reason
+from effnet_mm.ops.optim import ema_update_op
+
 
 def ema_decay(decay: float, num_updates: int, warmup: bool = True) -> float:
     """TF's decay for update number ``num_updates`` (0-based count of previous updates).
@@ -74,10 +77,15 @@ class EMAWeights(nn.Cell):
             Parameter(Tensor(p.asnumpy()), name=f'ema.{p.name}', requires_grad=False) for p in self.params
         ])
         self.hyper_map = ops.HyperMap()
+        # One multi-tensor kernel for all parameters on CPU (3 MindSpore ops per parameter otherwise).
+        self.fused = kernels_unavailable_reason() is None and all(p.dtype == ms.float32 for p in self.params)
+        self.fused_update = ema_update_op() if self.fused else None
         self._to_backup = None
         self._model_to_shadow = None
 
     def construct(self, decay):
+        if self.fused:
+            return self.fused_update(decay.astype(ms.float32), *(self.shadow + self.params))
         return self.hyper_map(ops.partial(_ema_update, decay), self.shadow, self.params)
 
     def swap(self) -> None:

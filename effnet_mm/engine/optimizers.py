@@ -3,14 +3,22 @@
 Every optimizer owns a scalar ``learning_rate`` Parameter: the runner writes the scheduled LR into it before each
 step (see :mod:`effnet_mm.engine.schedulers`), so the jitted train step never recompiles and the LR of any iteration
 is a pure function of the iteration number (exact resume).
+
+With ``fused=True`` (the default) and the CPU kernels available, each optimizer updates all parameters in one
+multi-tensor kernel (:mod:`effnet_mm.ops.optim`, like PyTorch's ``fused=True``) instead of several MindSpore ops per
+parameter; the formulas, state names and checkpoints are the same either way, and the kernel is deterministic, so
+resumes stay exact.
 """
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import mindspore as ms
+import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 
+from effnet_mm.ops import kernels_unavailable_reason
+from effnet_mm.ops.optim import optimizer_step_op
 from effnet_mm.registry import OPTIMIZERS
 
 
@@ -19,6 +27,39 @@ def _check_common(name: str, lr: float, weight_decay: float) -> None:
         raise ValueError(f'optim_wrapper.optimizer ({name}): lr must be >= 0, got {lr}')
     if weight_decay < 0:
         raise ValueError(f'optim_wrapper.optimizer ({name}): weight_decay must be >= 0, got {weight_decay}')
+
+
+def _setup_fused(optimizer: nn.Optimizer, kind: str, hyper: Sequence[float], states: Sequence, fused: bool) -> None:
+    """Give ``optimizer`` its multi-tensor kernel when ``fused`` and the kernels can run it, else mark it unfused.
+
+    The kernel covers float32 parameters with one LR for all groups (the param-group builder only varies the
+    weight decay); anything else keeps MindSpore's per-parameter ops.
+    """
+    optimizer.fused = bool(fused and kernels_unavailable_reason() is None and not optimizer.is_group_lr
+                           and not optimizer.dynamic_weight_decay
+                           and all(p.dtype == ms.float32 for p in optimizer.parameters))
+    if not optimizer.fused:
+        return
+    decays = optimizer.weight_decay if optimizer.is_group else [optimizer.weight_decay] * len(optimizer.parameters)
+    optimizer.fused_step = optimizer_step_op(kind)
+    optimizer.fused_hyper = Tensor(np.asarray(hyper, np.float32))
+    optimizer.fused_decay = Tensor(np.asarray([float(np.asarray(d.asnumpy() if hasattr(d, 'asnumpy') else d))
+                                               for d in decays], np.float32))
+    optimizer.fused_states = tuple(states)
+
+
+def _fused_update(optimizer: nn.Optimizer, gradients):
+    """The fused ``construct``: gradient hooks and global step as ``nn.Optimizer`` does, then one kernel for all
+    parameters (the L2 / decoupled weight decay is applied inside the kernel from ``fused_decay``)."""
+    gradients = optimizer.flatten_gradients(gradients)
+    gradients = optimizer.gradients_centralization(gradients)
+    gradients = optimizer.scale_grad(gradients)
+    lr = optimizer.get_lr()
+    optimizer.assignadd(optimizer.global_step, optimizer.global_step_increase_tensor)
+    tensors = optimizer.parameters + gradients
+    for state in optimizer.fused_states:
+        tensors = tensors + state
+    return optimizer.fused_step(lr, optimizer.fused_hyper, optimizer.fused_decay, *tensors)
 
 
 class _PlainOpsOptimizer(nn.Optimizer):
@@ -84,8 +125,9 @@ class RMSProp(_PlainOpsOptimizer):
         momentum: momentum.
         eps: epsilon, inside the square root.
         weight_decay: L2 coefficient (overridden per group by the param-group builder).
-        centered: centred RMSProp.
+        centered: centred RMSProp (per-parameter ops; not fused).
         decay: alias of ``alpha``.
+        fused: update all parameters in one CPU kernel when available (same results).
     """
 
     def __init__(self,
@@ -96,7 +138,8 @@ class RMSProp(_PlainOpsOptimizer):
                  eps: float = 1e-10,
                  weight_decay: float = 0.0,
                  centered: bool = False,
-                 decay: Optional[float] = None) -> None:
+                 decay: Optional[float] = None,
+                 fused: bool = True) -> None:
         _check_common('RMSProp', lr, weight_decay)
         rho = float(alpha if decay is None else decay)
         if not 0.0 <= rho < 1.0 or momentum < 0 or eps <= 0:
@@ -111,8 +154,12 @@ class RMSProp(_PlainOpsOptimizer):
         self.moment = self.parameters.clone(prefix='moment', init='zeros')
         self.mean_grad = self.parameters.clone(prefix='mean_grad', init='zeros') if centered else None
         self.hyper_map = ops.HyperMap()
+        _setup_fused(self, 'rmsprop', (rho, float(momentum), float(eps)), (self.mean_square, self.moment),
+                     fused and not centered)
 
     def construct(self, gradients):
+        if self.fused:
+            return _fused_update(self, gradients)
         gradients, lr = self.prepare(gradients)
         if self.centered:
             return self.hyper_map(ops.partial(_centered_rmsprop_update, lr, self.rho, self.momentum, self.eps),
@@ -149,6 +196,7 @@ class SGD(_PlainOpsOptimizer):
         momentum: momentum (0 gives plain SGD).
         weight_decay: L2 coefficient.
         nesterov: Nesterov momentum.
+        fused: update all parameters in one CPU kernel when available (same results).
     """
 
     def __init__(self,
@@ -156,7 +204,8 @@ class SGD(_PlainOpsOptimizer):
                  lr: float = 0.1,
                  momentum: float = 0.0,
                  weight_decay: float = 0.0,
-                 nesterov: bool = False) -> None:
+                 nesterov: bool = False,
+                 fused: bool = True) -> None:
         _check_common('SGD', lr, weight_decay)
         if momentum < 0:
             raise ValueError(f'optim_wrapper.optimizer (SGD): momentum must be >= 0, got {momentum}')
@@ -167,8 +216,11 @@ class SGD(_PlainOpsOptimizer):
         self.nesterov = bool(nesterov)
         self.moments = self.parameters.clone(prefix='moments', init='zeros')
         self.hyper_map = ops.HyperMap()
+        _setup_fused(self, 'sgd', (float(momentum), float(self.nesterov)), (self.moments, ), fused)
 
     def construct(self, gradients):
+        if self.fused:
+            return _fused_update(self, gradients)
         gradients, lr = self.prepare(gradients)
         return self.hyper_map(ops.partial(_sgd_update, lr, self.momentum, self.nesterov), self.parameters,
                               self.moments, gradients)
@@ -194,6 +246,7 @@ class AdamW(nn.AdamWeightDecay):
         betas: first/second moment decays.
         eps: epsilon.
         weight_decay: decoupled weight decay.
+        fused: update all parameters in one CPU kernel when available (same results).
     """
 
     def __init__(self,
@@ -201,10 +254,18 @@ class AdamW(nn.AdamWeightDecay):
                  lr: float = 1e-3,
                  betas: Tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8,
-                 weight_decay: float = 0.01) -> None:
+                 weight_decay: float = 0.01,
+                 fused: bool = True) -> None:
         _check_common('AdamW', lr, weight_decay)
         super().__init__(params, learning_rate=float(lr), beta1=float(betas[0]), beta2=float(betas[1]),
                          eps=float(eps), weight_decay=float(weight_decay))
+        _setup_fused(self, 'adamw', (float(betas[0]), float(betas[1]), float(eps)), (self.moments1, self.moments2),
+                     fused)
+
+    def construct(self, gradients):
+        if self.fused:
+            return _fused_update(self, gradients)
+        return super().construct(gradients)
 
 
 def _is_norm(name: str) -> bool:

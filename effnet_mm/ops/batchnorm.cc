@@ -1,32 +1,30 @@
-// Training-mode BatchNorm pieces for MindSpore `ops.Custom(func_type="aot")` on CPU (NCHW float32), used with the
-// affine(+SiLU) kernels of elementwise.cc:
-//   stats = effnet_bn_stats(x)                               -> (2, C): batch mean and biased variance
-//   y     = effnet_affine[_silu](x, scale, shift)            (elementwise.cc), scale/shift from stats, gamma, beta
-// and their gradients, so MindSpore's autodiff composes the exact BN(+SiLU) gradient from one-pass kernels instead
-// of oneDNN's ncsp_bnorm and separate Sigmoid/Mul passes.  Per-channel sums are owned by one work item each and
-// accumulated in double in a fixed order: deterministic.  Same AOT signature and conventions as fast_conv.cc.
-#include <omp.h>
+// BatchNorm (+ SiLU) of NCHW float32 on CPU, forward and backward, in two streaming passes each way:
+//   stats = effnet_bn_stats(x)                                   (2, C): batch mean and biased variance
+//   y     = effnet_bn_act[_silu](x, gamma, beta, stats, eps)     act(gamma * (x - mean) / sqrt(var + eps) + beta)
+// and the gradient of y, either through batch statistics (training: `stats` is a function of x, and the backward
+// is the full BN formula in one pass after the per-channel sums) or through fixed statistics (eval / norm_eval).
+// oneDNN's NCHW batch norm (`ncsp_bnorm`) plus separate Sigmoid/Mul passes, or an autodiff composition of an affine
+// kernel and a statistics kernel, each cost several more passes over the activations and an AddN per layer.
+// Per-channel sums are owned by one work item each and accumulated in double in a fixed order: deterministic.
 #include <math.h>
 
-#include <cstdint>
-#include <cstring>
-
-int effnet_kernel_threads();  // fast_conv.cc
+#include "kernels.h"
 
 #if defined(__x86_64__) && defined(__GLIBC__)
+// See elementwise.cc: vectorises expf through libmvec without -ffast-math.
 extern "C" float expf(float) __attribute__((__simd__("notinbranch")));
 #endif
 
 namespace {
 
-bool all_float32(int nparam, const char **dtypes) {
-  for (int i = 0; i < nparam; ++i) {
-    if (std::strcmp(dtypes[i], "float32") != 0) return false;
-  }
-  return true;
-}
+using effnet::all_float32;
+using effnet::kBadArgs;
+using effnet::kBadDtype;
+using effnet::kBadShape;
+using effnet::kOk;
+using effnet::threads_for;
 
-// x must be (N, C, H, W); vectors (C) or (2, C).
+// x must be (N, C, H, W).
 bool nchw(const int *ndims, int64_t **shapes, int idx, int64_t *n, int64_t *c, int64_t *size) {
   if (ndims[idx] != 4) return false;
   *n = shapes[idx][0];
@@ -41,21 +39,19 @@ bool is_pair(const int *ndims, int64_t **shapes, int idx, int64_t c) {
   return ndims[idx] == 2 && shapes[idx][0] == 2 && shapes[idx][1] == c;
 }
 
-// Sum over one plane in float blocks of 1024 (vectorised), returned in double.
-template <typename F>
-double plane_sum(int64_t size, F term) {
-  double total = 0.0;
-  for (int64_t s = 0; s < size; s += 1024) {
-    const int64_t e = s + 1024 < size ? s + 1024 : size;
-    float part = 0.0f;
-#pragma omp simd reduction(+ : part)
-    for (int64_t i = s; i < e; ++i) part += term(i);
-    total += part;
-  }
-  return total;
+// Per-channel constants of y = act(x * scale + shift): scale = gamma * rstd, shift = beta - mean * scale.
+struct Channel {
+  float mean, rstd, scale, shift;
+};
+
+inline Channel channel(const float *gamma, const float *beta, const float *stats, float eps, int64_t c, int64_t ch) {
+  const double rstd = 1.0 / sqrt(static_cast<double>(stats[c + ch]) + static_cast<double>(eps));
+  const double scale = static_cast<double>(gamma[ch]) * rstd;
+  return {stats[ch], static_cast<float>(rstd), static_cast<float>(scale),
+          static_cast<float>(static_cast<double>(beta[ch]) - static_cast<double>(stats[ch]) * scale)};
 }
 
-// dz = dy * act'(z) with z = x * a + b.
+// dz = dy * act'(z) for z = x * a + b.
 template <bool kSilu>
 inline float act_grad(float dy, float x, float a, float b) {
   if (!kSilu) return dy;
@@ -64,117 +60,173 @@ inline float act_grad(float dy, float x, float a, float b) {
   return dy * s * (1.0f + z * (1.0f - s));
 }
 
-// (dy, x, scale, shift) -> dx = act'(z) * dy * scale[c]  (the gradient through x at fixed scale/shift).
-template <bool kSilu>
-int affine_grad(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
+// Inputs x, gamma, beta, stats (2, C), eps (1); the checks every kernel of this file shares.
+struct BnArgs {
   int64_t n, c, size;
-  if (nparam != 5 || !all_float32(nparam, dtypes)) return 2;
-  if (!nchw(ndims, shapes, 1, &n, &c, &size) || !is_vec(ndims, shapes, 2, c) || !is_vec(ndims, shapes, 3, c))
-    return 3;
-  const float *dy = static_cast<const float *>(params[0]);
-  const float *x = static_cast<const float *>(params[1]);
-  const float *scale = static_cast<const float *>(params[2]);
-  const float *shift = static_cast<const float *>(params[3]);
-  float *dx = static_cast<float *>(params[4]);
-  const int64_t planes = n * c;
-#pragma omp parallel for num_threads(effnet_kernel_threads()) schedule(dynamic, 16)
-  for (int64_t p = 0; p < planes; ++p) {
-    const float a = scale[p % c], b = shift[p % c];
-    const float *g = dy + p * size, *v = x + p * size;
-    float *out = dx + p * size;
-#pragma omp simd
-    for (int64_t i = 0; i < size; ++i) out[i] = act_grad<kSilu>(g[i], v[i], a, b) * a;
-  }
-  return 0;
+  const float *x, *gamma, *beta, *stats;
+  float eps;
+};
+
+// `first` is the index of x among the params (1 for the gradients, whose first input is dy).
+int parse(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int expected, int first,
+          BnArgs *a) {
+  if (nparam != expected) return kBadArgs;
+  if (!all_float32(nparam, dtypes)) return kBadDtype;
+  if (!nchw(ndims, shapes, first, &a->n, &a->c, &a->size) || !is_vec(ndims, shapes, first + 1, a->c) ||
+      !is_vec(ndims, shapes, first + 2, a->c) || !is_pair(ndims, shapes, first + 3, a->c) ||
+      !is_vec(ndims, shapes, first + 4, 1))
+    return kBadShape;
+  a->x = static_cast<const float *>(params[first]);
+  a->gamma = static_cast<const float *>(params[first + 1]);
+  a->beta = static_cast<const float *>(params[first + 2]);
+  a->stats = static_cast<const float *>(params[first + 3]);
+  a->eps = *static_cast<const float *>(params[first + 4]);
+  return kOk;
 }
 
-// (dy, x, scale, shift) -> (2, C): [sum dz * x, sum dz] over N, H, W: the gradients of scale and shift.
-template <bool kSilu>
-int affine_grad_params(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
+// x (N, C, H, W) -> (2, C): mean and biased variance over N, H, W (shifted by the channel's first value, in double).
+int bn_stats(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
   int64_t n, c, size;
-  if (nparam != 5 || !all_float32(nparam, dtypes)) return 2;
-  if (!nchw(ndims, shapes, 1, &n, &c, &size) || !is_vec(ndims, shapes, 2, c) || !is_vec(ndims, shapes, 3, c) ||
-      !is_pair(ndims, shapes, 4, c))
-    return 3;
-  const float *dy = static_cast<const float *>(params[0]);
-  const float *x = static_cast<const float *>(params[1]);
-  const float *scale = static_cast<const float *>(params[2]);
-  const float *shift = static_cast<const float *>(params[3]);
-  float *out = static_cast<float *>(params[4]);
-#pragma omp parallel for num_threads(effnet_kernel_threads()) schedule(dynamic, 1)
-  for (int64_t ch = 0; ch < c; ++ch) {
-    const float a = scale[ch], b = shift[ch];
-    double d_scale = 0.0, d_shift = 0.0;
-    for (int64_t bi = 0; bi < n; ++bi) {
-      const float *g = dy + (bi * c + ch) * size, *v = x + (bi * c + ch) * size;
-      d_scale += plane_sum(size, [&](int64_t i) { return act_grad<kSilu>(g[i], v[i], a, b) * v[i]; });
-      d_shift += plane_sum(size, [&](int64_t i) { return act_grad<kSilu>(g[i], v[i], a, b); });
+  if (nparam != 2) return kBadArgs;
+  if (!all_float32(nparam, dtypes)) return kBadDtype;
+  if (!nchw(ndims, shapes, 0, &n, &c, &size) || !is_pair(ndims, shapes, 1, c)) return kBadShape;
+  const float *x = static_cast<const float *>(params[0]);
+  float *out = static_cast<float *>(params[1]);
+  const double count = static_cast<double>(n * size);
+  effnet::parallel_for(c, 1, threads_for(n * c * size), [&](int64_t begin, int64_t end) {
+    for (int64_t ch = begin; ch < end; ++ch) {
+      const float k = n * size > 0 ? x[ch * size] : 0.0f;  // shift: avoids cancellation in E[x^2] - E[x]^2
+      double s1 = 0.0, s2 = 0.0;
+      for (int64_t b = 0; b < n; ++b) {
+        const float *v = x + (b * c + ch) * size;
+        for (int64_t s = 0; s < size; s += 1024) {
+          const int64_t e = s + 1024 < size ? s + 1024 : size;
+          float part1 = 0.0f, part2 = 0.0f;
+#pragma omp simd reduction(+ : part1, part2)
+          for (int64_t i = s; i < e; ++i) {
+            const float u = v[i] - k;
+            part1 += u;
+            part2 += u * u;
+          }
+          s1 += part1;
+          s2 += part2;
+        }
+      }
+      const double m = count > 0 ? s1 / count : 0.0;
+      const double var = count > 0 ? s2 / count - m * m : 0.0;
+      out[ch] = static_cast<float>(k + m);
+      out[c + ch] = static_cast<float>(var > 0.0 ? var : 0.0);
     }
-    out[ch] = static_cast<float>(d_scale);
-    out[c + ch] = static_cast<float>(d_shift);
-  }
-  return 0;
+  });
+  return kOk;
+}
+
+// (x, gamma, beta, stats, eps) -> y = act(x * scale + shift).
+template <bool kSilu>
+int bn_act(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
+  BnArgs a;
+  const int status = parse(nparam, params, ndims, shapes, dtypes, 6, 0, &a);
+  if (status != kOk) return status;
+  if (effnet::numel(ndims[5], shapes[5]) != a.n * a.c * a.size) return kBadShape;
+  float *y = static_cast<float *>(params[5]);
+  const int64_t planes = a.n * a.c;
+  effnet::parallel_for(planes, 16, threads_for(2 * planes * a.size), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const Channel k = channel(a.gamma, a.beta, a.stats, a.eps, a.c, p % a.c);
+      const float *src = a.x + p * a.size;
+      float *dst = y + p * a.size;
+#pragma omp simd
+      for (int64_t i = 0; i < a.size; ++i) {
+        const float z = src[i] * k.scale + k.shift;
+        dst[i] = kSilu ? z / (1.0f + expf(-z)) : z;
+      }
+    }
+  });
+  return kOk;
+}
+
+// (dy, x, gamma, beta, stats, eps) -> (2, C): [d gamma, d beta] = [sum dz * xhat, sum dz] over N, H, W, where
+// dz = dy * act'(z) and xhat = (x - mean) * rstd.  The same for batch and fixed statistics.
+template <bool kSilu>
+int bn_act_grad_params(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
+  BnArgs a;
+  const int status = parse(nparam, params, ndims, shapes, dtypes, 7, 1, &a);
+  if (status != kOk) return status;
+  if (effnet::numel(ndims[0], shapes[0]) != a.n * a.c * a.size || !is_pair(ndims, shapes, 6, a.c)) return kBadShape;
+  const float *dy = static_cast<const float *>(params[0]);
+  float *out = static_cast<float *>(params[6]);
+  effnet::parallel_for(a.c, 1, threads_for(2 * a.n * a.c * a.size), [&](int64_t begin, int64_t end) {
+    for (int64_t ch = begin; ch < end; ++ch) {
+      const Channel k = channel(a.gamma, a.beta, a.stats, a.eps, a.c, ch);
+      double d_gamma = 0.0, d_beta = 0.0;
+      for (int64_t b = 0; b < a.n; ++b) {
+        const float *g = dy + (b * a.c + ch) * a.size, *v = a.x + (b * a.c + ch) * a.size;
+        // One pass for both sums (written out: GCC does not vectorise the libmvec expf through a lambda here).
+        for (int64_t s = 0; s < a.size; s += 1024) {
+          const int64_t e = s + 1024 < a.size ? s + 1024 : a.size;
+          float part_gamma = 0.0f, part_beta = 0.0f;
+#pragma omp simd reduction(+ : part_gamma, part_beta)
+          for (int64_t i = s; i < e; ++i) {
+            const float dz = act_grad<kSilu>(g[i], v[i], k.scale, k.shift);
+            part_gamma += dz * (v[i] - k.mean);
+            part_beta += dz;
+          }
+          d_gamma += part_gamma;
+          d_beta += part_beta;
+        }
+      }
+      out[ch] = static_cast<float>(d_gamma * k.rstd);
+      out[a.c + ch] = static_cast<float>(d_beta);
+    }
+  });
+  return kOk;
+}
+
+// dx of y = act(bn(x)).  With kBatchStats (training) the statistics are functions of x:
+//   dx = scale * (dz - d_beta / M - xhat * d_gamma / M),  M = N * H * W,
+// reading [d gamma, d beta] from the grad_params kernel's output (the last input); otherwise dx = scale * dz.
+template <bool kSilu, bool kBatchStats>
+int bn_act_grad_x(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
+  BnArgs a;
+  const int inputs = kBatchStats ? 7 : 6;
+  const int status = parse(nparam, params, ndims, shapes, dtypes, inputs + 1, 1, &a);
+  if (status != kOk) return status;
+  const int64_t total = a.n * a.c * a.size;
+  if (effnet::numel(ndims[0], shapes[0]) != total || effnet::numel(ndims[inputs], shapes[inputs]) != total)
+    return kBadShape;
+  if (kBatchStats && !is_pair(ndims, shapes, 6, a.c)) return kBadShape;
+  const float *dy = static_cast<const float *>(params[0]);
+  const float *dparams = kBatchStats ? static_cast<const float *>(params[6]) : nullptr;
+  float *dx = static_cast<float *>(params[inputs]);
+  const int64_t planes = a.n * a.c;
+  const float inv_count = total > 0 ? a.c / static_cast<float>(total) : 0.0f;
+  effnet::parallel_for(planes, 16, threads_for(3 * total), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const int64_t ch = p % a.c;
+      const Channel k = channel(a.gamma, a.beta, a.stats, a.eps, a.c, ch);
+      // xhat * d_gamma / M = (x - mean) * rstd * d_gamma / M
+      const float mean_term = kBatchStats ? dparams[a.c + ch] * inv_count : 0.0f;
+      const float xhat_term = kBatchStats ? dparams[ch] * inv_count * k.rstd : 0.0f;
+      const float *g = dy + p * a.size, *v = a.x + p * a.size;
+      float *out = dx + p * a.size;
+#pragma omp simd
+      for (int64_t i = 0; i < a.size; ++i) {
+        const float dz = act_grad<kSilu>(g[i], v[i], k.scale, k.shift);
+        out[i] = kBatchStats ? k.scale * (dz - mean_term - (v[i] - k.mean) * xhat_term) : k.scale * dz;
+      }
+    }
+  });
+  return kOk;
 }
 
 }  // namespace
 
-// x (N, C, H, W) -> (2, C): mean and biased variance over N, H, W (shifted by the channel's first value, in double).
-extern "C" int effnet_bn_stats(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *,
-                               void *) {
-  int64_t n, c, size;
-  if (nparam != 2 || !all_float32(nparam, dtypes)) return 2;
-  if (!nchw(ndims, shapes, 0, &n, &c, &size) || !is_pair(ndims, shapes, 1, c)) return 3;
-  const float *x = static_cast<const float *>(params[0]);
-  float *out = static_cast<float *>(params[1]);
-  const double count = static_cast<double>(n * size);
-#pragma omp parallel for num_threads(effnet_kernel_threads()) schedule(dynamic, 1)
-  for (int64_t ch = 0; ch < c; ++ch) {
-    const float k = n * size > 0 ? x[ch * size] : 0.0f;  // shift: avoids cancellation in E[x^2] - E[x]^2
-    double s1 = 0.0, s2 = 0.0;
-    for (int64_t b = 0; b < n; ++b) {
-      const float *v = x + (b * c + ch) * size;
-      s1 += plane_sum(size, [&](int64_t i) { return v[i] - k; });
-      s2 += plane_sum(size, [&](int64_t i) { return (v[i] - k) * (v[i] - k); });
-    }
-    const double m = count > 0 ? s1 / count : 0.0;
-    const double var = count > 0 ? s2 / count - m * m : 0.0;
-    out[ch] = static_cast<float>(k + m);
-    out[c + ch] = static_cast<float>(var > 0.0 ? var : 0.0);
-  }
-  return 0;
-}
-
-// (dstats (2, C), x, stats) -> dx = dmean / M + dvar * 2 (x - mean) / M, M = N * H * W.
-extern "C" int effnet_bn_stats_grad(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes,
-                                    void *, void *) {
-  int64_t n, c, size;
-  if (nparam != 4 || !all_float32(nparam, dtypes)) return 2;
-  if (!nchw(ndims, shapes, 1, &n, &c, &size) || !is_pair(ndims, shapes, 0, c) || !is_pair(ndims, shapes, 2, c))
-    return 3;
-  const float *dstats = static_cast<const float *>(params[0]);
-  const float *x = static_cast<const float *>(params[1]);
-  const float *stats = static_cast<const float *>(params[2]);
-  float *dx = static_cast<float *>(params[3]);
-  const float inv_count = n * size > 0 ? 1.0f / static_cast<float>(n * size) : 0.0f;
-  const int64_t planes = n * c;
-#pragma omp parallel for num_threads(effnet_kernel_threads()) schedule(dynamic, 16)
-  for (int64_t p = 0; p < planes; ++p) {
-    const int64_t ch = p % c;
-    const float mean = stats[ch], a = dstats[ch] * inv_count, b = 2.0f * dstats[c + ch] * inv_count;
-    const float *v = x + p * size;
-    float *out = dx + p * size;
-#pragma omp simd
-    for (int64_t i = 0; i < size; ++i) out[i] = a + b * (v[i] - mean);
-  }
-  return 0;
-}
-
-#define EFFNET_AFFINE_GRAD(name, impl, silu)                                                                     \
-  extern "C" int name(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, void *) { \
-    return impl<silu>(nparam, params, ndims, shapes, dtypes);                                                    \
-  }
-
-EFFNET_AFFINE_GRAD(effnet_affine_grad, affine_grad, false)
-EFFNET_AFFINE_GRAD(effnet_affine_silu_grad, affine_grad, true)
-EFFNET_AFFINE_GRAD(effnet_affine_grad_params, affine_grad_params, false)
-EFFNET_AFFINE_GRAD(effnet_affine_silu_grad_params, affine_grad_params, true)
+EFFNET_KERNEL(effnet_bn_stats, bn_stats(nparam, params, ndims, shapes, dtypes))
+EFFNET_KERNEL(effnet_bn_act, bn_act<false>(nparam, params, ndims, shapes, dtypes))
+EFFNET_KERNEL(effnet_bn_act_silu, bn_act<true>(nparam, params, ndims, shapes, dtypes))
+EFFNET_KERNEL(effnet_bn_act_grad_params, bn_act_grad_params<false>(nparam, params, ndims, shapes, dtypes))
+EFFNET_KERNEL(effnet_bn_act_silu_grad_params, bn_act_grad_params<true>(nparam, params, ndims, shapes, dtypes))
+EFFNET_KERNEL(effnet_bn_act_grad_x, (bn_act_grad_x<false, false>(nparam, params, ndims, shapes, dtypes)))
+EFFNET_KERNEL(effnet_bn_act_silu_grad_x, (bn_act_grad_x<true, false>(nparam, params, ndims, shapes, dtypes)))
+EFFNET_KERNEL(effnet_bn_act_grad_x_batch, (bn_act_grad_x<false, true>(nparam, params, ndims, shapes, dtypes)))
+EFFNET_KERNEL(effnet_bn_act_silu_grad_x_batch, (bn_act_grad_x<true, true>(nparam, params, ndims, shapes, dtypes)))

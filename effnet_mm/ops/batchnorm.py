@@ -1,100 +1,130 @@
-"""BatchNorm (+ SiLU) of ``ConvBNAct`` on one-pass CPU kernels, in eval mode and in training mode.
+"""BatchNorm + optional SiLU in one layer (like timm's ``BatchNormAct2d``), on CPU kernels (``batchnorm.cc``).
 
-oneDNN's NCHW batch-norm kernel (``ncsp_bnorm``) took ~40 % of a B0 inference step and ~30 % of a training step on
-CPU, and SiLU costs two more passes forward and several backward.  Per channel, BN followed by the activation is
-``act(x * scale + shift)``: with the moving statistics ``scale = gamma / sqrt(var + eps)`` and
-``shift = beta - mean * scale``; in training the batch mean and (biased) variance come from one statistics kernel
-and MindSpore's autodiff composes the exact BN gradient from the kernels' ``bprop``s (through ``x`` directly, and
-through the statistics).  The moving-statistics update is done by the caller (see ``ConvBNAct``) with the unbiased
-variance, like ``nn.BatchNorm2d``.
+oneDNN's NCHW batch norm (``ncsp_bnorm``) took ~40 % of a B0 inference step and ~30 % of a training step on CPU,
+and SiLU costs two more passes forward and several backward.  Here the forward is one statistics pass plus one
+``act(x * scale + shift)`` pass, and the backward one pass for the per-channel sums plus one for ``dx`` (the full
+batch-norm gradient through the batch statistics, with the activation's derivative recomputed in place).
 """
 from __future__ import annotations
 
 import functools
 
-from mindspore import ops
+import mindspore as ms
+from mindspore import Tensor, nn, ops
 
-from .build import library_path
-from .fast_conv import Float32Cell
-from .kernel_cell import KernelCell
-
-
-@functools.cache
-def affine_act_op(silu: bool) -> ops.Custom:
-    """``act(x * scale[c] + shift[c])`` for NCHW ``x`` and ``(C,)`` scale/shift, with its ``bprop``."""
-    lib = str(library_path())
-    name = 'effnet_affine_silu' if silu else 'effnet_affine'
-    grad_x = ops.Custom(f'{lib}:{name}_grad', out_shape=lambda dy, x, s, b: x, out_dtype=lambda dy, x, s, b: x,
-                        func_type='aot')
-    grad_params = ops.Custom(f'{lib}:{name}_grad_params', out_shape=lambda dy, x, s, b: (2, s[0]),
-                             out_dtype=lambda dy, x, s, b: x, func_type='aot')
-
-    def bprop(x, scale, shift, out, dout):
-        sums = grad_params(dout, x, scale, shift)  # [d scale, d shift]
-        return grad_x(dout, x, scale, shift), sums[0], sums[1]
-
-    return ops.Custom(f'{lib}:{name}', out_shape=lambda x, s, b: x, out_dtype=lambda x, s, b: x, func_type='aot',
-                      bprop=bprop)
+from .kernel_cell import Float32Cell, KernelSwitch, aot_op, like
 
 
 @functools.cache
-def batch_stats_op() -> ops.Custom:
-    """``x -> (2, C)``: batch mean and biased variance over (N, H, W), with its ``bprop``."""
-    lib = str(library_path())
-    grad = ops.Custom(f'{lib}:effnet_bn_stats_grad', out_shape=lambda d, x, s: x, out_dtype=lambda d, x, s: x,
-                      func_type='aot')
-
-    def bprop(x, out, dout):
-        return (grad(dout, x, out), )
-
-    return ops.Custom(f'{lib}:effnet_bn_stats', out_shape=lambda x: (2, x[1]), out_dtype=lambda x: x,
-                      func_type='aot', bprop=bprop)
+def bn_stats_op() -> ops.Custom:
+    """``x -> (2, C)``: batch mean and biased variance over (N, H, W); no gradient (see :func:`bn_act_op`)."""
+    return aot_op('effnet_bn_stats', out_shape=lambda x: (2, x[1]), out_dtype=like(0))
 
 
-class BatchStatsBatchNormAct(Float32Cell):
-    """Training-mode BN (+ SiLU) on the batch statistics: ``(x, gamma, beta) -> (y, mean, unbiased variance)``.
+@functools.cache
+def bn_act_op(silu: bool, batch_stats: bool) -> ops.Custom:
+    """``(x, gamma, beta, stats, eps) -> act(gamma * (x - mean) / sqrt(var + eps) + beta)`` with its ``bprop``.
 
-    The caller updates the moving statistics from the returned (gradient-free) mean and variance.
+    ``stats`` is ``(2, C)`` [mean, variance] and ``eps`` a ``(1,)`` tensor.  With ``batch_stats`` the statistics are
+    those of ``x`` itself and the backward differentiates through them (the caller passes them through
+    ``stop_gradient``: their gradient is part of ``dx`` here); otherwise they are constants (moving statistics).
     """
+    name = 'effnet_bn_act_silu' if silu else 'effnet_bn_act'
+    grad_params = aot_op(f'{name}_grad_params', out_shape=lambda dy, x, g, b, s, e: (2, g[0]), out_dtype=like(1))
+    grad_x = aot_op(f'{name}_grad_x_batch' if batch_stats else f'{name}_grad_x', out_shape=like(1),
+                    out_dtype=like(1))
 
-    def __init__(self, eps: float, silu: bool) -> None:
+    def bprop(x, gamma, beta, stats, eps, out, dout):
+        sums = grad_params(dout, x, gamma, beta, stats, eps)  # [d gamma, d beta]
+        dx = grad_x(dout, x, gamma, beta, stats, eps, sums) if batch_stats else grad_x(dout, x, gamma, beta, stats,
+                                                                                          eps)
+        return dx, sums[0], sums[1], ops.zeros_like(stats), ops.zeros_like(eps)
+
+    return aot_op(name, out_shape=like(0), out_dtype=like(0), bprop=bprop)
+
+
+class _BatchStatsKernel(Float32Cell):
+    """``(x, gamma, beta) -> (y, stats)`` on the batch statistics (float32 under mixed precision)."""
+
+    def __init__(self, eps: Tensor, silu: bool) -> None:
         super().__init__()
-        self.eps = float(eps)
-        self.stats = batch_stats_op()
-        self.op = affine_act_op(bool(silu))
+        self.eps = eps
+        self.stats = bn_stats_op()
+        self.op = bn_act_op(silu, True)
 
     def construct(self, x, gamma, beta):
-        stats = self.stats(x)
-        mean = stats[0]
-        variance = stats[1]
-        scale = gamma * ops.rsqrt(variance + self.eps)
-        y = self.op(x, scale, beta - mean * scale)
-        count = x.shape[0] * x.shape[2] * x.shape[3]
-        unbiased = ops.stop_gradient(variance) * (count / max(count - 1, 1))
-        return y, ops.stop_gradient(mean), unbiased
+        stats = ops.stop_gradient(self.stats(x))
+        return self.op(x, gamma, beta, stats, self.eps), stats
 
 
-class FusedBatchNormAct(KernelCell):
-    """BatchNorm followed by SiLU (or nothing) on one-pass kernels; no parameters of its own.
+class _FixedStatsKernel(Float32Cell):
+    """``(x, gamma, beta, mean, variance) -> y`` on fixed statistics (float32 under mixed precision)."""
 
-    Calling the cell runs the moving-statistics (eval) form with the BN layer's parameters:
-    ``(x, gamma, beta, moving_mean, moving_variance) -> act(bn(x))``.  ``self.batch_stats`` is the training form
-    (:class:`BatchStatsBatchNormAct`).  Both equal MindSpore's BN (+ ``nn.SiLU``) up to float32 rounding.
-
-    Args:
-        eps: the BatchNorm epsilon.
-        silu: apply SiLU after the normalisation.
-    """
-
-    def __init__(self, eps: float, silu: bool) -> None:
-        self.eps = float(eps)
-        self.silu = bool(silu)
+    def __init__(self, eps: Tensor, silu: bool) -> None:
         super().__init__()
-
-    def make_op(self):
-        self.batch_stats = BatchStatsBatchNormAct(self.eps, self.silu)
-        return affine_act_op(self.silu)
+        self.eps = eps
+        self.op = bn_act_op(silu, False)
 
     def construct(self, x, gamma, beta, mean, variance):
-        scale = gamma * ops.rsqrt(variance + self.eps)
-        return self.op(x, scale, beta - mean * scale)
+        return self.op(x, gamma, beta, ops.stack((mean, variance)), self.eps)
+
+
+class _Kernels(nn.Cell):
+    """The training and eval kernel cells of one layer (no parameters)."""
+
+    def __init__(self, eps: float, silu: bool) -> None:
+        super().__init__()
+        eps_tensor = Tensor([eps], ms.float32)
+        self.batch = _BatchStatsKernel(eps_tensor, silu)
+        self.fixed = _FixedStatsKernel(eps_tensor, silu)
+
+
+class BatchNormAct2d(KernelSwitch, nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` followed by an optional SiLU, computed by CPU kernels when available.
+
+    A drop-in ``nn.BatchNorm2d``: the same parameters (``gamma``, ``beta``, ``moving_mean``, ``moving_variance``),
+    arguments and momentum convention (``momentum`` is the fraction of the old moving statistics kept; the update
+    uses the unbiased batch variance), ``use_batch_statistics`` and ``set_train`` behave the same, and code that
+    looks for ``nn.BatchNorm2d`` layers (freezing, ``norm_eval``, BN calibration that swaps ``bn_train``, AMP O2's
+    float32 list) finds it.  The kernels compute in float32 under mixed precision.  Without the kernels (other
+    devices, ``EFFNET_MM_KERNELS=0``, :func:`effnet_mm.ops.set_kernels`) it is ``nn.BatchNorm2d`` then ``nn.SiLU``.
+
+    Args:
+        num_features: channels.
+        eps: added to the variance.
+        momentum: fraction of the old moving statistics kept at each update (MindSpore's convention).
+        act: apply SiLU (swish) after the normalisation.
+        **kwargs: further ``nn.BatchNorm2d`` arguments (``affine``, ``*_init``, ``use_batch_statistics``).
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.9, act: bool = False,
+                 **kwargs) -> None:
+        super().__init__(num_features, eps=eps, momentum=momentum, **kwargs)
+        self.silu = bool(act)
+        self.act = nn.SiLU() if act else None  # the path without kernels
+        self.use_kernel = False
+        self.kernel = None
+        self.enable_kernel(True)
+
+    def make_kernel(self) -> nn.Cell:
+        return _Kernels(self.eps, self.silu)
+
+    def construct(self, x):
+        if not self.use_kernel:
+            x = super().construct(x)
+            return x if self.act is None else self.act(x)
+        if self.use_batch_statistics is False or (self.use_batch_statistics is None and not self.training):
+            return self.kernel.fixed(x, self.gamma, self.beta, self.moving_mean, self.moving_variance)
+        y, stats = self.kernel.batch(x, self.gamma, self.beta)
+        # nn.BatchNorm2d's update.  The batch weight (1 - momentum) is read from the training primitive when
+        # possible (PyNative), so code that swaps ``bn_train`` (e.g. BN calibration with momentum 1) keeps working.
+        weight = getattr(self.bn_train, 'momentum', self.momentum)
+        count = x.shape[0] * x.shape[2] * x.shape[3]
+        variance = stats[1] * (count / max(count - 1, 1))
+        mean = self.moving_mean * (1.0 - weight) + stats[0] * weight
+        variance = self.moving_variance * (1.0 - weight) + variance * weight
+        y = ops.depend(y, ops.assign(self.moving_mean, mean))
+        return ops.depend(y, ops.assign(self.moving_variance, variance))
+
+    def extend_repr(self) -> str:
+        return f'{super().extend_repr()}, act={"SiLU" if self.silu else None}, use_kernel={self.use_kernel}'

@@ -1,10 +1,11 @@
 """Compile the shipped C++ kernels once per machine into a per-user cache and return the shared library path.
 
-The library is built with ``-O3 -march=native -fopenmp`` (MindSpore's own AOT auto-compile uses neither ``-O3`` nor
-OpenMP, which makes the kernels slow and single-threaded, so the ``.cc`` is never handed to ``ops.Custom``).
-Because ``-march=native`` binaries are not portable, the file name carries a hash of the source, the compiler
-command and the CPU flags.  The build writes to a unique temporary name and then ``os.replace``-s it, so parallel
-processes (data-parallel ranks, pytest workers) never load a half-written library.
+The library is built with ``-O3 -march=native`` and its own threads (MindSpore's own AOT auto-compile uses no
+``-O3`` and would make the kernels slow, so the ``.cc`` files are never handed to ``ops.Custom``).
+Because ``-march=native`` binaries are not portable, the file name carries a hash of the sources, the shared
+header, the compiler command and the CPU flags.  The library is written through
+:func:`effnet_mm.utils.fileio.atomic_write`, so parallel processes (data-parallel ranks, pytest workers) never load a
+half-written file.
 """
 from __future__ import annotations
 
@@ -12,15 +13,24 @@ import hashlib
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import List, Optional
 
-#: C++ sources compiled together into one library.
-SOURCES = tuple(Path(__file__).with_name(name)
-                for name in ('fast_conv.cc', 'spatial_mean.cc', 'elementwise.cc', 'batchnorm.cc'))
-# -fno-math-errno lets GCC vectorise expf (glibc libmvec) in the SiLU kernels.
-CXX_FLAGS: List[str] = ['-O3', '-march=native', '-fopenmp', '-fno-math-errno', '-shared', '-fPIC', '-std=c++17']
+from effnet_mm.utils.fileio import atomic_write
+
+_HERE = Path(__file__).parent
+#: C++ sources compiled together into one library, and the header they all include (part of the hash).
+SOURCES = tuple(_HERE / name for name in ('conv.cc', 'spatial_mean.cc', 'elementwise.cc', 'batchnorm.cc', 'optim.cc',
+                                                 'kernels.cc'))
+HEADERS = (_HERE / 'kernels.h', )
+# OpenMP only for `omp simd` (threads come from kernels.h's pool); -fno-math-errno lets GCC vectorise expf (glibc
+# libmvec) in the SiLU kernels.  The -march flag comes from MARCH_ENV.
+CXX_FLAGS: List[str] = ['-O3', '-fopenmp-simd', '-pthread', '-fno-math-errno', '-shared', '-fPIC', '-std=c++17']
+#: Target CPU of the build (``-march=``; default ``native``).  E.g. ``x86-64-v3`` builds the AVX2 code on an
+#: AVX-512 machine (portable to AVX2-only nodes, and how the tests check that path).
+MARCH_ENV = 'EFFNET_MM_MARCH'
+#: File name prefix of the compiled library: ``effnet_kernels-<hash>.so``.
+LIBRARY_PREFIX = 'effnet_kernels'
 #: Directory of compiled kernels (default: ``$XDG_CACHE_HOME/effnet_mm/kernels`` or ``~/.cache/effnet_mm/kernels``).
 CACHE_ENV = 'EFFNET_MM_KERNEL_CACHE'
 #: MindSpore refuses AOT libraries outside this directory when it is set.
@@ -77,28 +87,21 @@ def library_path(compiler: Optional[str] = None) -> Path:
     cxx_path = shutil.which(cxx)
     if cxx_path is None:
         raise KernelBuildError(f'C++ compiler {cxx!r} not found')
-    parts = [*(src.read_bytes() for src in SOURCES), cxx_path.encode(), ' '.join(CXX_FLAGS).encode(),
+    flags = [*CXX_FLAGS, f'-march={os.environ.get(MARCH_ENV) or "native"}']
+    parts = [*(src.read_bytes() for src in SOURCES + HEADERS), cxx_path.encode(), ' '.join(flags).encode(),
              _cpu_flags().encode()]
     key = hashlib.sha256(b'\0'.join(parts)).hexdigest()[:16]
-    out_dir = cache_dir()
-    target = out_dir / f'fast_conv-{key}.so'
+    target = cache_dir() / f'{LIBRARY_PREFIX}-{key}.so'
     _check_white_list(target)
     if target.is_file():
         return target
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix='.fast_conv-', suffix='.so.tmp', dir=out_dir)
-        os.close(fd)
+        with atomic_write(str(target)) as tmp:
+            proc = subprocess.run([cxx_path, *flags, f'-I{_HERE}', '-o', tmp, *map(str, SOURCES)],
+                                  capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise KernelBuildError(f'{cxx} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}')
+            os.chmod(tmp, 0o755)
     except OSError as exc:
-        raise KernelBuildError(f'cannot write to kernel cache {out_dir}: {exc}') from exc
-    try:
-        proc = subprocess.run([cxx_path, *CXX_FLAGS, '-o', tmp, *map(str, SOURCES)], capture_output=True, text=True,
-                              check=False)
-        if proc.returncode != 0:
-            raise KernelBuildError(f'{cxx} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}')
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        raise KernelBuildError(f'cannot write to kernel cache {target.parent}: {exc}') from exc
     return target

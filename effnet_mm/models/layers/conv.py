@@ -8,7 +8,8 @@ import mindspore as ms
 from mindspore import Parameter, nn, ops
 from mindspore.common.initializer import Normal, Zero, initializer
 
-from effnet_mm.ops.fast_conv import Float32Conv, fast_conv_unavailable_reason, supported_conv, warn_fallback_once
+from effnet_mm.ops.conv import Float32Conv, PointwiseConv, supported_conv
+from effnet_mm.ops.kernel_cell import KernelSwitch
 from effnet_mm.registry import MODELS
 from effnet_mm.variants import PADDINGS
 
@@ -21,7 +22,7 @@ def tf_same_padding(size: int, kernel_size: int, stride: int, dilation: int = 1)
 
 
 @MODELS.register_module()
-class Conv2dSame(nn.Cell):
+class Conv2dSame(KernelSwitch, nn.Cell):
     """2-D convolution with static TF "SAME" (or PyTorch symmetric) padding and TF's EfficientNet initialisation.
 
     With ``padding='same'`` (the default) the output size is ``ceil(in / stride)``; for even totals the padding is
@@ -32,10 +33,11 @@ class Conv2dSame(nn.Cell):
     checkpoints do not depend on how the convolution is computed.
 
     **Computation.** On CPU, k x k depthwise and dense convs (stride 1/2) run on effnet_mm's C++ kernels
-    (:mod:`effnet_mm.ops`; MindSpore would use oneDNN's reference kernel, 50-140x slower); everything else, other
-    devices, and layers switched off with :meth:`enable_fast_conv` or
-    :func:`effnet_mm.ops.set_fast_conv` (needed before MindIR/ONNX export) use MindSpore's ``Conv2D``.  Both give
-    the same results to float32 rounding (the kernels compute in float32 also under mixed precision).
+    (:mod:`effnet_mm.ops`; MindSpore would use oneDNN's reference kernel, 50-140x slower), and 1x1 convs keep
+    MindSpore's forward with a faster backward (:class:`effnet_mm.ops.conv.PointwiseConv`); other groupings, other
+    devices, and layers switched off with :meth:`enable_kernel` or :func:`effnet_mm.ops.set_kernels` (needed before
+    MindIR/ONNX export) use MindSpore's ``Conv2D``.  Both give the same results to float32 rounding (the kernels
+    compute in float32 also under mixed precision).
 
     Initialisation follows the TF reference: an untruncated normal with ``std = sqrt(2 / fan_out)``,
     ``fan_out = k * k * out / groups``; the bias starts at zero.
@@ -87,40 +89,28 @@ class Conv2dSame(nn.Cell):
         self.conv2d = ops.Conv2D(
             out_channel=out_channels, kernel_size=(kernel_size, kernel_size), stride=stride, group=groups, **pad_args)
         self.bias_add = ops.BiasAdd()
-        # Kernel family of the fast path ('depthwise' / 'dense'), None when MindSpore's Conv2D is the only option.
-        # The kernels pad like TF "SAME", which equals symmetric padding for stride 1 and odd kernels.
+        # Kernel family ('depthwise' / 'dense'), None when MindSpore's Conv2D is the only option.  Symmetric padding
+        # equals TF "SAME" for stride 1 and odd kernels, which then share the "SAME" kernels.
+        self.kernel_kind = supported_conv(in_channels, out_channels, kernel_size, stride, groups)
         same_as_tf = padding == 'same' or (stride == 1 and kernel_size % 2 == 1)
-        self.fast_conv_kind = supported_conv(in_channels, out_channels, kernel_size, stride, groups) \
-            if same_as_tf else None
-        self.fast_conv = False
-        self.fast_op = None
-        self.enable_fast_conv(True)
+        self.kernel_padding = 'same' if same_as_tf else 'symmetric'
+        self.use_kernel = False
+        self.kernel = None
+        self.enable_kernel(True)
 
-    def enable_fast_conv(self, enabled: bool = True) -> bool:
-        """Switch this layer between the fast CPU kernel and MindSpore's ``Conv2D``; return whether it is now fast.
+    def kernel_applies(self) -> bool:
+        return self.kernel_kind is not None
 
-        Enabling is a no-op for convs the kernels do not cover (1x1, other groupings) and, with one warning, when
-        the kernels are unavailable (see :func:`effnet_mm.ops.fast_conv_unavailable_reason`).  A graph that is
-        already compiled keeps the path it was compiled with: switch before ``ms.jit``/``ms.export`` compiles.
-        """
-        if not enabled or self.fast_conv_kind is None:
-            self.fast_conv = False
-            return False
-        reason = fast_conv_unavailable_reason()
-        if reason is not None:
-            warn_fallback_once(reason)
-            self.fast_conv = False
-            return False
-        if self.fast_op is None:
-            self.fast_op = Float32Conv(self.fast_conv_kind, self.stride)
-        self.fast_conv = True
-        return True
+    def make_kernel(self) -> nn.Cell:
+        if self.kernel_kind == 'pointwise':
+            return PointwiseConv(self.in_channels, self.out_channels)
+        return Float32Conv(self.kernel_kind, self.stride, self.kernel_padding)
 
     def construct(self, x):
-        # ``fast_conv`` is a compile-time constant under jit, so only one branch ends up in the graph.
-        if self.fast_conv:
+        # ``use_kernel`` is a compile-time constant under jit, so only one branch ends up in the graph.
+        if self.use_kernel:
             # A float32 cell (see Float32Conv): under mixed precision it computes in float32.
-            y = self.fast_op(x, self.weight)
+            y = self.kernel(x, self.weight)
         else:
             y = self.conv2d(x, self.weight)
         if self.has_bias:
@@ -130,4 +120,4 @@ class Conv2dSame(nn.Cell):
     def extend_repr(self) -> str:
         return (f'in_channels={self.in_channels}, out_channels={self.out_channels}, kernel_size={self.kernel_size}, '
                 f'stride={self.stride}, groups={self.groups}, bias={self.has_bias}, padding={self.padding}, '
-                f'fast_conv={self.fast_conv}')
+                f'use_kernel={self.use_kernel}')

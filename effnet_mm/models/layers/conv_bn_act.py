@@ -3,9 +3,9 @@ from __future__ import annotations
 import warnings
 from typing import Mapping, Optional
 
-from mindspore import nn, ops
+from mindspore import nn
 
-from effnet_mm.ops import FusedBatchNormAct, SiLU
+from effnet_mm.ops import BatchNormAct2d, SiLU
 from effnet_mm.registry import MODELS
 from effnet_mm.variants import NORM_CFG
 
@@ -15,9 +15,11 @@ from .norm import build_norm_layer
 
 @MODELS.register_module()
 class ConvBNAct(nn.Cell):
-    """``Conv2dSame`` → normalisation (TF's BN: eps 1e-3, decay 0.99) → optional swish.
+    """``Conv2dSame`` → normalisation (TF's BN: eps 1e-3, decay 0.99) with an optional swish.
 
-    Parameters are named ``conv.weight`` and ``bn.{gamma,beta,moving_mean,moving_variance}``.
+    Parameters are named ``conv.weight`` and ``bn.{gamma,beta,moving_mean,moving_variance}``.  With ``BN`` the norm
+    layer is :class:`effnet_mm.ops.BatchNormAct2d` (an ``nn.BatchNorm2d`` that applies the swish itself, on CPU
+    kernels); other norm types (``SyncBN``) are followed by a separate swish.
 
     Example config::
 
@@ -57,26 +59,12 @@ class ConvBNAct(nn.Cell):
                 norm_cfg['momentum'] = 1.0 - bn_momentum
         self.conv = Conv2dSame(in_channels, out_channels, kernel_size, stride=stride, groups=groups, bias=False,
                                padding=padding)
-        self.bn = build_norm_layer(norm_cfg, out_channels)
-        self.act = SiLU() if act else None  # fused swish kernel on CPU (falls back to nn.SiLU)
-        # BN (+ swish) on one-pass CPU kernels using the BN's own parameters; adds no parameters.
-        self.bn_act = FusedBatchNormAct(self.bn.eps, silu=act)
+        # BatchNormAct2d applies the swish itself (one kernel pass each way on CPU); other norm layers do not.
+        self.bn = build_norm_layer(norm_cfg, out_channels, act=act)
+        self.act = SiLU() if act and not isinstance(self.bn, BatchNormAct2d) else None
 
     def construct(self, x):
-        x = self.conv(x)
-        bn = self.bn
-        # BN (+ swish) on one-pass CPU kernels; the conditions are compile-time constants.  AMP O2 wraps ``bn`` in a
-        # cast cell (no longer a BatchNorm2d): then MindSpore's BN runs.
-        if self.bn_act.fast_conv and isinstance(bn, nn.BatchNorm2d):
-            if bn.use_batch_statistics is False or (bn.use_batch_statistics is None and not bn.training):
-                return self.bn_act(x, bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance)
-            x, mean, variance = self.bn_act.batch_stats(x, bn.gamma, bn.beta)
-            # nn.BatchNorm2d's update; the batch weight (1 - bn_momentum) is read from its training primitive when
-            # possible (PyNative), so code that swaps ``bn.bn_train`` (e.g. BN calibration) keeps working.
-            w = getattr(bn.bn_train, 'momentum', bn.momentum)
-            x = ops.depend(x, ops.assign(bn.moving_mean, bn.moving_mean * (1.0 - w) + mean * w))
-            return ops.depend(x, ops.assign(bn.moving_variance, bn.moving_variance * (1.0 - w) + variance * w))
-        x = bn(x)
+        x = self.bn(self.conv(x))
         if self.act is not None:
             x = self.act(x)
         return x

@@ -5,6 +5,7 @@ from typing import Mapping, Optional
 
 from mindspore import nn
 
+from effnet_mm.ops import BatchNormAct2d
 from effnet_mm.variants import NORM_CFG
 
 from .sync_bn import SyncBatchNorm2d, build_sync_batch_norm
@@ -16,8 +17,12 @@ _NORM_KEYS = {'type', 'eps', 'momentum', 'group_size'}
 NORM_LAYER_TYPES = (nn.BatchNorm2d, nn.SyncBatchNorm, SyncBatchNorm2d)
 
 
-def build_norm_layer(norm_cfg: Optional[Mapping], num_features: int) -> nn.Cell:
+def build_norm_layer(norm_cfg: Optional[Mapping], num_features: int, act: bool = False) -> nn.Cell:
     """A 2-d normalisation layer from ``norm_cfg`` (None: the TF network's ``BN``, eps 1e-3, momentum 0.01).
+
+    ``BN`` is :class:`effnet_mm.ops.BatchNormAct2d`: an ``nn.BatchNorm2d`` that also applies SiLU when ``act`` is
+    True and runs on CPU kernels when they are available.  ``SyncBN`` ignores ``act``: the caller applies the
+    activation after it (see ``ConvBNAct``).
 
     ``momentum`` follows mmpretrain/PyTorch: the weight of the new batch statistic in the moving average (TF's
     decay 0.99 is ``momentum=0.01``).  Every layer names its parameters like ``nn.BatchNorm2d``
@@ -54,7 +59,7 @@ def build_norm_layer(norm_cfg: Optional[Mapping], num_features: int) -> nn.Cell:
     if 'group_size' in cfg:
         raise ValueError(f"norm_cfg.group_size is a key of type='SyncBN', not of {norm_type!r}")
     # MindSpore's momentum is the fraction of the old moving statistic that is kept.
-    return nn.BatchNorm2d(num_features, eps=eps, momentum=1.0 - momentum)
+    return BatchNormAct2d(num_features, eps=eps, momentum=1.0 - momentum, act=act)
 
 
 def is_norm_layer(cell: nn.Cell) -> bool:

@@ -26,9 +26,9 @@ class SqueezeExcitation(nn.Cell):
 
     def __init__(self, channels: int, reduced_channels: int) -> None:
         super().__init__()
-        self.squeeze = SpatialMean()  # mean over H, W (fast CPU kernel; no parameters)
+        self.squeeze = SpatialMean()  # mean over H, W (CPU kernel; no parameters)
         self.conv1 = Conv2dSame(channels, reduced_channels, 1, bias=True)
-        self.act = SiLU()  # fused swish kernel (falls back to nn.SiLU)
+        self.act = SiLU()  # swish kernel (falls back to nn.SiLU)
         self.conv2 = Conv2dSame(reduced_channels, channels, 1, bias=True)
         # x * sigmoid(s) in one kernel with a fused gradient (no parameters): MindSpore's CPU Sigmoid is a
         # low-precision approximation that dominated the converted-TF logits error (falls back to Sigmoid + Mul).

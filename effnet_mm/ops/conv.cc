@@ -3,52 +3,34 @@
 // MindSpore 2.10 on CPU hands every k x k conv to oneDNN's reference kernel; these direct kernels replace it for
 // EfficientNet's depthwise convs and its dense stem.  Layout is NCHW float32, weights (out, in / groups, k, k).
 //
-// Every exported function has MindSpore's AOT CPU signature
-//     int f(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream, void *extra)
-// with the inputs first and the output last; it returns 0 on success and a non-zero code otherwise (MindSpore then
-// raises).  The stride is part of the function name; the kernel size and the TF "SAME" pads are derived from the
-// shapes.  Backward functions take one extra input (x or w) only to learn the shape of their output.
+// Conventions (signature, return codes, threads) are those of kernels.h.  The stride and the padding (TF "SAME", or
+// symmetric k / 2 like PyTorch) are part of the function name; the kernel size and the pads follow from the shapes.
 //
 // Speed comes from one idea: every plane is first copied into a zero-padded buffer whose columns are split by
 // phase (column % stride), so every inner loop over output columns reads and writes contiguous memory and
 // vectorises for stride 1 and 2 alike; planes (or output channels) are spread over OpenMP threads, and every output
 // element is computed by exactly one work item in a fixed order, so results do not depend on timing or threads.
-#include <omp.h>
-
 #include <algorithm>
-#include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <vector>
+
+#include "kernels.h"
 
 namespace {
 
-constexpr int kOk = 0;
-constexpr int kBadArgs = 1;
-constexpr int kBadDtype = 2;
-constexpr int kBadShape = 3;
+using effnet::all_float32;
+using effnet::kBadArgs;
+using effnet::kBadDtype;
+using effnet::kBadShape;
+using effnet::threads_for;
+using effnet::kOk;
+
 // Output columns per vector chunk of the specialised kernels (one AVX-512 register, two AVX2 registers).
 constexpr int kVec = 16;
 constexpr int64_t kSlack = kVec;
-// Work items (planes or channels) handed out per OpenMP request.  Dynamic rather than static scheduling: on a
-// shared machine a descheduled thread must not hold up the others.  Results do not depend on it, because every
-// output element (and every weight-gradient channel, summed over the batch in order) is owned by one work item.
+// Work items (planes or channels) per parallel_for range.  Results do not depend on it, because every output
+// element (and every weight-gradient channel, summed over the batch in order) is owned by one work item.
 constexpr int kChunk = 4;
 
-// Threads per kernel: $EFFNET_MM_NUM_THREADS, else $OMP_NUM_THREADS, else half the cores.  MindSpore's own
-// runtime threads stay busy beside an AOT kernel, and on a 2-core machine one kernel thread measured ~25 % faster
-// end to end than two.
-int kernel_threads() {
-  static const int n = [] {
-    for (const char *name : {"EFFNET_MM_NUM_THREADS", "OMP_NUM_THREADS"}) {
-      const char *value = std::getenv(name);
-      if (value != nullptr && std::atoi(value) > 0) return std::atoi(value);
-    }
-    const int procs = omp_get_num_procs();
-    return procs > 1 ? procs / 2 : 1;
-  }();
-  return n;
-}
 
 // GCC/Clang vector extension: kVec floats kept in registers (one zmm with AVX-512, split by the compiler otherwise).
 typedef float VecF __attribute__((vector_size(kVec * sizeof(float))));
@@ -63,7 +45,32 @@ inline void store_vec(float *p, VecF v) { std::memcpy(p, &v, sizeof(v)); }
 
 typedef double VecD __attribute__((vector_size(kVec * sizeof(double))));
 
-// Weight-gradient accumulators hold kVec double lanes per tap (acc[t * kVec + lane]); this sums the lanes.
+// Per-thread scratch buffers, reused across calls (grown, never shrunk).
+thread_local std::vector<float> t_buf;
+thread_local std::vector<double> t_acc;
+thread_local std::vector<VecF> t_facc;
+
+template <typename T>
+T *scratch(std::vector<T> &v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+// Weight gradients accumulate kVec float lanes per tap over a few planes (facc[t]), are widened to double lanes
+// (acc[t * kVec + lane]) every kWidenEvery output pixels, and the lanes are summed once per channel at the end.  Small
+// late-stage planes (7x7, or 2x2 at 64 px input) would otherwise pay the widening per plane.
+constexpr int64_t kWidenEvery = 4096;
+
+void widen_taps(VecF *facc, int64_t taps, double *acc) {
+  for (int64_t t = 0; t < taps; ++t) {
+    VecD sum;
+    std::memcpy(&sum, acc + t * kVec, sizeof(sum));
+    sum += __builtin_convertvector(facc[t], VecD);
+    std::memcpy(acc + t * kVec, &sum, sizeof(sum));
+    facc[t] = VecF{};
+  }
+}
+
 void reduce_taps(const double *acc, int64_t taps, float *dw) {
   for (int64_t t = 0; t < taps; ++t) {
     double total = 0.0;
@@ -77,7 +84,7 @@ struct Plane {
   int64_t h, w;      // input size
   int64_t ho, wo;    // output size: ceil(in / stride)
   int64_t k, s;      // kernel size, stride
-  int64_t pt, pl;    // TF SAME pads before (top, left); the odd pixel goes after
+  int64_t pt, pl;    // pads before (top, left): TF SAME (the odd pixel goes after) or symmetric k / 2
   int64_t hp, wq;    // padded rows; columns per phase
   // Buffer floats: the phase-split plane plus zeroed slack, so a full vector chunk may run past the last column.
   int64_t size() const { return s * hp * wq + kSlack; }
@@ -88,24 +95,32 @@ int64_t same_pad_before(int64_t in, int64_t out, int64_t k, int64_t s) {
   return total > 0 ? total / 2 : 0;
 }
 
-bool make_plane(int64_t h, int64_t w, int64_t ho, int64_t wo, int64_t k, int64_t s, Plane *g) {
+// `symmetric`: PyTorch-style padding of k / 2 on every side, output (in + 2 (k / 2) - k) / s + 1; else TF "SAME".
+bool make_plane(int64_t h, int64_t w, int64_t ho, int64_t wo, int64_t k, int64_t s, bool symmetric, Plane *g) {
   if (h <= 0 || w <= 0 || k <= 0 || k > 15 || (s != 1 && s != 2)) return false;
-  if (ho != (h + s - 1) / s || wo != (w + s - 1) / s) return false;
+  if (symmetric) {
+    const int64_t p = k / 2;
+    if (h + 2 * p < k || w + 2 * p < k || ho != (h + 2 * p - k) / s + 1 || wo != (w + 2 * p - k) / s + 1) return false;
+  } else if (ho != (h + s - 1) / s || wo != (w + s - 1) / s) {
+    return false;
+  }
   g->h = h;
   g->w = w;
   g->ho = ho;
   g->wo = wo;
   g->k = k;
   g->s = s;
-  g->pt = same_pad_before(h, ho, k, s);
-  g->pl = same_pad_before(w, wo, k, s);
+  g->pt = symmetric ? k / 2 : same_pad_before(h, ho, k, s);
+  g->pl = symmetric ? k / 2 : same_pad_before(w, wo, k, s);
   g->hp = (ho - 1) * s + k;
   g->wq = wo + (k - 1) / s;
   return true;
 }
 
-// Copy one input plane into the phase-split padded buffer: buf[p][r][j] = x[r - pt][j * s + p - pl] (0 outside).
+// Copy one input plane into the phase-split padded buffer: buf[p][r][j] = x[r - pt][j * s + p - pl] (0 outside),
+// and zero the slack after it (vector chunks read into it; its products must be finite zeros).
 void pack(const float *x, const Plane &g, float *buf) {
+  std::memset(buf + g.s * g.hp * g.wq, 0, sizeof(float) * kSlack);
   for (int64_t p = 0; p < g.s; ++p) {
     // Columns j with 0 <= j * s + p - pl < w hold data: [j0, j1); the rest is padding.
     const int64_t j0 = std::min<int64_t>(g.wq, std::max<int64_t>(0, (g.pl - p + g.s - 1) / g.s));
@@ -164,6 +179,12 @@ inline float *tap_row(float *buf, const Plane &g, int64_t oh, int64_t kh, int64_
   return buf + ((kw % g.s) * g.hp + oh * g.s + kh) * g.wq + kw / g.s;
 }
 
+// The same with the stride known at compile time (no division in the unrolled tap loops).
+template <int S>
+inline const float *tap_row_s(const float *buf, const Plane &g, int64_t oh, int kh, int kw) {
+  return buf + ((kw % S) * g.hp + oh * S + kh) * g.wq + kw / S;
+}
+
 // y[oh][:] += sum over taps of w[kh][kw] * x_padded[...]; y must be zeroed (or hold a partial sum).
 void plane_fwd_generic(const float *buf, const float *wk, const Plane &g, float *y) {
   for (int64_t oh = 0; oh < g.ho; ++oh) {
@@ -194,8 +215,8 @@ void plane_bwd_x_generic(const float *dy, const float *wk, const Plane &g, float
   }
 }
 
-// Lane 0 of tap (kh, kw)'s accumulator (see reduce_taps) += sum over the plane of dy * x_padded shifted by the tap.
-void plane_bwd_w_generic(const float *dy, const float *buf, const Plane &g, double *acc) {
+// Lane 0 of tap (kh, kw)'s accumulator (see widen_taps) += sum over the plane of dy * x_padded shifted by the tap.
+void plane_bwd_w_generic(const float *dy, const float *buf, const Plane &g, VecF *acc) {
   for (int64_t kh = 0; kh < g.k; ++kh) {
     for (int64_t kw = 0; kw < g.k; ++kw) {
       float total = 0.0f;
@@ -207,7 +228,7 @@ void plane_bwd_w_generic(const float *dy, const float *buf, const Plane &g, doub
         for (int64_t ow = 0; ow < g.wo; ++ow) row += dyr[ow] * src[ow];
         total += row;
       }
-      acc[(kh * g.k + kw) * kVec] += total;  // lane 0 of the tap's accumulator (see reduce_taps)
+      acc[kh * g.k + kw][0] += total;
     }
   }
 }
@@ -225,7 +246,7 @@ void plane_fwd_t(const float *buf, const float *wk, const Plane &g, float *y) {
     for (int64_t ow0 = 0; ow0 < g.wo; ow0 += kVec) {
       VecF acc = {};
       for (int kh = 0; kh < K; ++kh) {
-        for (int kw = 0; kw < K; ++kw) acc += wk[kh * K + kw] * load_vec(tap_row(buf, g, oh, kh, kw) + ow0);
+        for (int kw = 0; kw < K; ++kw) acc += wk[kh * K + kw] * load_vec(tap_row_s<S>(buf, g, oh, kh, kw) + ow0);
       }
       const int64_t n = g.wo - ow0 < kVec ? g.wo - ow0 : kVec;
       if (n == kVec) {
@@ -241,9 +262,9 @@ void plane_fwd_t(const float *buf, const float *wk, const Plane &g, float *y) {
 inline VecF load_row_chunk(const float *row, int64_t ow0, int64_t wo) {
   const int64_t n = wo - ow0 < kVec ? wo - ow0 : kVec;
   if (n == kVec) return load_vec(row + ow0);
-  VecF d = {};
-  for (int64_t i = 0; i < n; ++i) d[i] = row[ow0 + i];
-  return d;
+  float part[kVec] = {};
+  std::memcpy(part, row + ow0, sizeof(float) * n);
+  return load_vec(part);
 }
 
 // Gather form of the transposed conv: each chunk of the padded gradient buffer sums its K * K / S^2 contributing
@@ -279,28 +300,23 @@ void plane_bwd_x_t(const float *dy, const float *wk, const Plane &g, float *dbuf
 }
 
 template <int K, int S>
-void plane_bwd_w_t(const float *dy, const float *buf, const Plane &g, double *acc_out) {
-  VecF acc[K * K] = {};
+void plane_bwd_w_t(const float *dy, const float *buf, const Plane &g, VecF *acc_out) {
+  VecF acc[K * K];
+  for (int t = 0; t < K * K; ++t) acc[t] = acc_out[t];
   for (int64_t oh = 0; oh < g.ho; ++oh) {
     const float *dyr = dy + oh * g.wo;
     for (int64_t ow0 = 0; ow0 < g.wo; ow0 += kVec) {
       const VecF d = load_row_chunk(dyr, ow0, g.wo);
       for (int kh = 0; kh < K; ++kh) {
-        for (int kw = 0; kw < K; ++kw) acc[kh * K + kw] += d * load_vec(tap_row(buf, g, oh, kh, kw) + ow0);
+        for (int kw = 0; kw < K; ++kw) acc[kh * K + kw] += d * load_vec(tap_row_s<S>(buf, g, oh, kh, kw) + ow0);
       }
     }
   }
-  // Widen to double lanes without a horizontal sum: the lanes are summed once per channel by reduce_taps.
-  for (int t = 0; t < K * K; ++t) {
-    VecD sum;
-    std::memcpy(&sum, acc_out + t * kVec, sizeof(sum));
-    sum += __builtin_convertvector(acc[t], VecD);
-    std::memcpy(acc_out + t * kVec, &sum, sizeof(sum));
-  }
+  for (int t = 0; t < K * K; ++t) acc_out[t] = acc[t];
 }
 
 using FwdFn = void (*)(const float *, const float *, const Plane &, float *);
-using BwdWFn = void (*)(const float *, const float *, const Plane &, double *);
+using BwdWFn = void (*)(const float *, const float *, const Plane &, VecF *);
 
 template <int K, int S>
 struct Kernels {
@@ -334,13 +350,6 @@ PlaneKernels select_kernels(const Plane &g) {
   }
 }
 
-bool all_float32(int nparam, const char **dtypes) {
-  for (int i = 0; i < nparam; ++i) {
-    if (std::strcmp(dtypes[i], "float32") != 0) return false;
-  }
-  return true;
-}
-
 bool is_4d(int nparam, const int *ndims) {
   for (int i = 0; i < nparam; ++i) {
     if (ndims[i] != 4) return false;
@@ -351,92 +360,95 @@ bool is_4d(int nparam, const int *ndims) {
 // ---------------------------------------------------------------------------------------------------------------
 // Depthwise: x (N, C, H, W), w (C, 1, K, K), y (N, C, Ho, Wo).
 
-int dw_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s) {
+int dw_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s, bool sym) {
   if (nparam != 3 || !is_4d(nparam, ndims)) return kBadArgs;
   if (!all_float32(nparam, dtypes)) return kBadDtype;
   const int64_t *xs = shapes[0], *ws = shapes[1], *ys = shapes[2];
   const int64_t n = xs[0], c = xs[1], k = ws[2];
   Plane g;
   if (ws[0] != c || ws[1] != 1 || ws[3] != k || ys[0] != n || ys[1] != c ||
-      !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, &g))
+      !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, sym, &g))
     return kBadShape;
   const PlaneKernels kern = select_kernels(g);
   const float *x = static_cast<const float *>(params[0]);
   const float *w = static_cast<const float *>(params[1]);
   float *y = static_cast<float *>(params[2]);
   const int64_t in_sz = g.h * g.w, out_sz = g.ho * g.wo, planes = n * c;
-#pragma omp parallel num_threads(kernel_threads())
-  {
-    std::vector<float> buf(g.size());
-#pragma omp for schedule(dynamic, kChunk)
-    for (int64_t i = 0; i < planes; ++i) {
-      pack(x + i * in_sz, g, buf.data());
+  effnet::parallel_for(planes, kChunk, threads_for(planes * (in_sz + out_sz)), [&](int64_t begin, int64_t end) {
+    float *buf = scratch(t_buf, g.size());
+    for (int64_t i = begin; i < end; ++i) {
+      pack(x + i * in_sz, g, buf);
       float *yp = y + i * out_sz;
       std::memset(yp, 0, sizeof(float) * out_sz);
-      kern.fwd(buf.data(), w + (i % c) * k * k, g, yp);
+      kern.fwd(buf, w + (i % c) * k * k, g, yp);
     }
-  }
+  });
   return kOk;
 }
 
 // Inputs dy, w, x (shape only); output dx.
-int dw_bwd_x(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s) {
+int dw_bwd_x(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s, bool sym) {
   if (nparam != 4 || !is_4d(nparam, ndims)) return kBadArgs;
   if (!all_float32(nparam, dtypes)) return kBadDtype;
   const int64_t *ys = shapes[0], *ws = shapes[1], *xs = shapes[3];
   const int64_t n = xs[0], c = xs[1], k = ws[2];
   Plane g;
   if (ws[0] != c || ws[1] != 1 || ws[3] != k || ys[0] != n || ys[1] != c ||
-      !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, &g))
+      !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, sym, &g))
     return kBadShape;
   const PlaneKernels kern = select_kernels(g);
   const float *dy = static_cast<const float *>(params[0]);
   const float *w = static_cast<const float *>(params[1]);
   float *dx = static_cast<float *>(params[3]);
   const int64_t in_sz = g.h * g.w, out_sz = g.ho * g.wo, planes = n * c;
-#pragma omp parallel num_threads(kernel_threads())
-  {
-    std::vector<float> dbuf(g.size());
-#pragma omp for schedule(dynamic, kChunk)
-    for (int64_t i = 0; i < planes; ++i) {
-      std::fill(dbuf.begin(), dbuf.end(), 0.0f);
-      kern.bwd_x(dy + i * out_sz, w + (i % c) * k * k, g, dbuf.data());
-      unpack(dbuf.data(), g, dx + i * in_sz);
+  effnet::parallel_for(planes, kChunk, threads_for(planes * (in_sz + out_sz)), [&](int64_t begin, int64_t end) {
+    float *dbuf = scratch(t_buf, g.size());
+    for (int64_t i = begin; i < end; ++i) {
+      std::memset(dbuf, 0, sizeof(float) * g.size());
+      kern.bwd_x(dy + i * out_sz, w + (i % c) * k * k, g, dbuf);
+      unpack(dbuf, g, dx + i * in_sz);
     }
-  }
+  });
   return kOk;
 }
 
 // Inputs dy, x, w (shape only); output dw.  One channel per task, batch summed in order: deterministic.
-int dw_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s) {
+int dw_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s, bool sym) {
   if (nparam != 4 || !is_4d(nparam, ndims)) return kBadArgs;
   if (!all_float32(nparam, dtypes)) return kBadDtype;
   const int64_t *ys = shapes[0], *xs = shapes[1], *ws = shapes[3];
   const int64_t n = xs[0], c = xs[1], k = ws[2];
   Plane g;
   if (ws[0] != c || ws[1] != 1 || ws[3] != k || ys[0] != n || ys[1] != c ||
-      !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, &g))
+      !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, sym, &g))
     return kBadShape;
   const PlaneKernels kern = select_kernels(g);
   const float *dy = static_cast<const float *>(params[0]);
   const float *x = static_cast<const float *>(params[1]);
   float *dw = static_cast<float *>(params[3]);
   const int64_t in_sz = g.h * g.w, out_sz = g.ho * g.wo;
-#pragma omp parallel num_threads(kernel_threads())
-  {
-    std::vector<float> buf(g.size());
-    std::vector<double> acc(k * k * kVec);
-#pragma omp for schedule(dynamic, kChunk)
-    for (int64_t ch = 0; ch < c; ++ch) {
-      std::fill(acc.begin(), acc.end(), 0.0);
+  const int64_t taps = k * k;
+  effnet::parallel_for(c, kChunk, threads_for(n * c * (in_sz + out_sz)), [&](int64_t begin, int64_t end) {
+    float *buf = scratch(t_buf, g.size());
+    double *acc = scratch(t_acc, taps * kVec);
+    VecF *facc = scratch(t_facc, taps);
+    for (int64_t ch = begin; ch < end; ++ch) {
+      std::fill(acc, acc + taps * kVec, 0.0);
+      std::fill(facc, facc + taps, VecF{});
+      int64_t pending = 0;
       for (int64_t b = 0; b < n; ++b) {
         const int64_t i = b * c + ch;
-        pack(x + i * in_sz, g, buf.data());
-        kern.bwd_w(dy + i * out_sz, buf.data(), g, acc.data());
+        pack(x + i * in_sz, g, buf);
+        kern.bwd_w(dy + i * out_sz, buf, g, facc);
+        pending += out_sz;
+        if (pending >= kWidenEvery || b == n - 1) {
+          widen_taps(facc, taps, acc);
+          pending = 0;
+        }
       }
-      reduce_taps(acc.data(), k * k, dw + ch * k * k);
+      reduce_taps(acc, taps, dw + ch * taps);
     }
-  }
+  });
   return kOk;
 }
 
@@ -447,18 +459,19 @@ int dw_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const char
 std::vector<float> pack_all(const float *x, int64_t planes, const Plane &g) {
   std::vector<float> packed(planes * g.size());
   const int64_t in_sz = g.h * g.w;
-#pragma omp parallel for num_threads(kernel_threads()) schedule(dynamic, kChunk)
-  for (int64_t i = 0; i < planes; ++i) pack(x + i * in_sz, g, packed.data() + i * g.size());
+  effnet::parallel_for(planes, kChunk, threads_for(2 * planes * in_sz), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) pack(x + i * in_sz, g, packed.data() + i * g.size());
+  });
   return packed;
 }
 
-int dense_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s) {
+int dense_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s, bool sym) {
   if (nparam != 3 || !is_4d(nparam, ndims)) return kBadArgs;
   if (!all_float32(nparam, dtypes)) return kBadDtype;
   const int64_t *xs = shapes[0], *ws = shapes[1], *ys = shapes[2];
   const int64_t n = xs[0], ci = xs[1], co = ws[0], k = ws[2];
   Plane g;
-  if (ws[1] != ci || ws[3] != k || ys[0] != n || ys[1] != co || !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, &g))
+  if (ws[1] != ci || ws[3] != k || ys[0] != n || ys[1] != co || !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, sym, &g))
     return kBadShape;
   const PlaneKernels kern = select_kernels(g);
   const float *x = static_cast<const float *>(params[0]);
@@ -466,54 +479,53 @@ int dense_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const cha
   float *y = static_cast<float *>(params[2]);
   const std::vector<float> packed = pack_all(x, n * ci, g);
   const int64_t out_sz = g.ho * g.wo;
-#pragma omp parallel for num_threads(kernel_threads()) schedule(dynamic, kChunk)
-  for (int64_t i = 0; i < n * co; ++i) {
-    const int64_t b = i / co, oc = i % co;
-    float *yp = y + i * out_sz;
-    std::memset(yp, 0, sizeof(float) * out_sz);
-    for (int64_t c = 0; c < ci; ++c)
-      kern.fwd(packed.data() + (b * ci + c) * g.size(), w + (oc * ci + c) * k * k, g, yp);
-  }
+  effnet::parallel_for(n * co, kChunk, threads_for(n * co * out_sz * ci), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t b = i / co, oc = i % co;
+      float *yp = y + i * out_sz;
+      std::memset(yp, 0, sizeof(float) * out_sz);
+      for (int64_t c = 0; c < ci; ++c)
+        kern.fwd(packed.data() + (b * ci + c) * g.size(), w + (oc * ci + c) * k * k, g, yp);
+    }
+  });
   return kOk;
 }
 
 // Inputs dy, w, x (shape only); output dx.
-int dense_bwd_x(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s) {
+int dense_bwd_x(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s, bool sym) {
   if (nparam != 4 || !is_4d(nparam, ndims)) return kBadArgs;
   if (!all_float32(nparam, dtypes)) return kBadDtype;
   const int64_t *ys = shapes[0], *ws = shapes[1], *xs = shapes[3];
   const int64_t n = xs[0], ci = xs[1], co = ws[0], k = ws[2];
   Plane g;
-  if (ws[1] != ci || ws[3] != k || ys[0] != n || ys[1] != co || !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, &g))
+  if (ws[1] != ci || ws[3] != k || ys[0] != n || ys[1] != co || !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, sym, &g))
     return kBadShape;
   const PlaneKernels kern = select_kernels(g);
   const float *dy = static_cast<const float *>(params[0]);
   const float *w = static_cast<const float *>(params[1]);
   float *dx = static_cast<float *>(params[3]);
   const int64_t in_sz = g.h * g.w, out_sz = g.ho * g.wo;
-#pragma omp parallel num_threads(kernel_threads())
-  {
-    std::vector<float> dbuf(g.size());
-#pragma omp for schedule(dynamic, kChunk)
-    for (int64_t i = 0; i < n * ci; ++i) {
+  effnet::parallel_for(n * ci, kChunk, threads_for(n * ci * co * out_sz), [&](int64_t begin, int64_t end) {
+    float *dbuf = scratch(t_buf, g.size());
+    for (int64_t i = begin; i < end; ++i) {
       const int64_t b = i / ci, c = i % ci;
-      std::fill(dbuf.begin(), dbuf.end(), 0.0f);
+      std::memset(dbuf, 0, sizeof(float) * g.size());
       for (int64_t oc = 0; oc < co; ++oc)
-        kern.bwd_x(dy + (b * co + oc) * out_sz, w + (oc * ci + c) * k * k, g, dbuf.data());
-      unpack(dbuf.data(), g, dx + i * in_sz);
+        kern.bwd_x(dy + (b * co + oc) * out_sz, w + (oc * ci + c) * k * k, g, dbuf);
+      unpack(dbuf, g, dx + i * in_sz);
     }
-  }
+  });
   return kOk;
 }
 
 // Inputs dy, x, w (shape only); output dw.  One output channel per task, batch summed in order: deterministic.
-int dense_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s) {
+int dense_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s, bool sym) {
   if (nparam != 4 || !is_4d(nparam, ndims)) return kBadArgs;
   if (!all_float32(nparam, dtypes)) return kBadDtype;
   const int64_t *ys = shapes[0], *xs = shapes[1], *ws = shapes[3];
   const int64_t n = xs[0], ci = xs[1], co = ws[0], k = ws[2];
   Plane g;
-  if (ws[1] != ci || ws[3] != k || ys[0] != n || ys[1] != co || !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, &g))
+  if (ws[1] != ci || ws[3] != k || ys[0] != n || ys[1] != co || !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, sym, &g))
     return kBadShape;
   const PlaneKernels kern = select_kernels(g);
   const float *dy = static_cast<const float *>(params[0]);
@@ -521,42 +533,136 @@ int dense_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const c
   float *dw = static_cast<float *>(params[3]);
   const std::vector<float> packed = pack_all(x, n * ci, g);
   const int64_t out_sz = g.ho * g.wo, taps = k * k;
-#pragma omp parallel num_threads(kernel_threads())
-  {
-    std::vector<double> acc(ci * taps * kVec);
-#pragma omp for schedule(dynamic, kChunk)
-    for (int64_t oc = 0; oc < co; ++oc) {
-      std::fill(acc.begin(), acc.end(), 0.0);
-      for (int64_t b = 0; b < n; ++b)
+  effnet::parallel_for(co, 1, threads_for(n * co * out_sz * ci), [&](int64_t begin, int64_t end) {
+    double *acc = scratch(t_acc, ci * taps * kVec);
+    VecF *facc = scratch(t_facc, ci * taps);
+    for (int64_t oc = begin; oc < end; ++oc) {
+      std::fill(acc, acc + ci * taps * kVec, 0.0);
+      std::fill(facc, facc + ci * taps, VecF{});
+      int64_t pending = 0;
+      for (int64_t b = 0; b < n; ++b) {
         for (int64_t c = 0; c < ci; ++c)
-          kern.bwd_w(dy + (b * co + oc) * out_sz, packed.data() + (b * ci + c) * g.size(), g,
-                          acc.data() + c * taps * kVec);
-      reduce_taps(acc.data(), ci * taps, dw + oc * ci * taps);
+          kern.bwd_w(dy + (b * co + oc) * out_sz, packed.data() + (b * ci + c) * g.size(), g, facc + c * taps);
+        pending += out_sz;
+        if (pending >= kWidenEvery || b == n - 1) {
+          widen_taps(facc, ci * taps, acc);
+          pending = 0;
+        }
+      }
+      reduce_taps(acc, ci * taps, dw + oc * ci * taps);
     }
+  });
+  return kOk;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 1x1 conv weight gradient: dw[o][i] = sum over n, h, w of dy[n][o][h, w] * x[n][i][h, w], i.e. the product
+// dy (Co x K) . x^T (K x Ci) over K = N * H * W, with both operands read along their contiguous H * W rows.  oneDNN's
+// NCHW backward-weights kernel reached ~26 GFLOP/s here.  K is cut into blocks of ~kBlockK values (whole samples
+// when H * W is small, parts of one sample when it is large) so that a block of dy and x stays in L2 while every
+// 4 x 4 output tile is computed from it in 16 vector accumulators (8 loads per 16 FMAs); each block's tile sums are
+// added in double to the tile's total.  Every tile is owned by one work item and the blocks are summed in order:
+// deterministic.  Inputs dy, x, w (shape only); output dw (Co, Ci, 1, 1).
+
+constexpr int kTile = 4;
+constexpr int64_t kBlockK = 2048;
+
+// A contiguous part [p0, p1) of sample b's H * W positions.
+struct Segment {
+  int64_t b, p0, p1;
+};
+
+int pw_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
+  if (nparam != 4 || !is_4d(nparam, ndims)) return kBadArgs;
+  if (!all_float32(nparam, dtypes)) return kBadDtype;
+  const int64_t *ys = shapes[0], *xs = shapes[1], *ws = shapes[3];
+  const int64_t n = xs[0], ci = xs[1], co = ys[1], hw = xs[2] * xs[3];
+  if (ys[0] != n || ys[2] != xs[2] || ys[3] != xs[3] || ws[0] != co || ws[1] != ci || ws[2] != 1 || ws[3] != 1)
+    return kBadShape;
+  const float *dy = static_cast<const float *>(params[0]);
+  const float *x = static_cast<const float *>(params[1]);
+  float *dw = static_cast<float *>(params[3]);
+  // Blocks of segments covering K in order.
+  std::vector<std::vector<Segment>> blocks;
+  if (hw >= kBlockK) {
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t p = 0; p < hw; p += kBlockK) blocks.push_back({{b, p, p + kBlockK < hw ? p + kBlockK : hw}});
+  } else {
+    const int64_t per_block = kBlockK / (hw > 0 ? hw : 1);
+    for (int64_t b = 0; b < n; b += per_block) {
+      blocks.emplace_back();
+      for (int64_t s = b; s < n && s < b + per_block; ++s) blocks.back().push_back({s, 0, hw});
+    }
+  }
+  const int64_t tiles_o = (co + kTile - 1) / kTile, tiles_i = (ci + kTile - 1) / kTile, tiles = tiles_o * tiles_i;
+  std::vector<double> total(tiles * kTile * kTile, 0.0);
+  const int threads = threads_for(n * hw * (co + ci));
+  for (const std::vector<Segment> &block : blocks) {
+    effnet::parallel_for(tiles, 4, threads, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t o0 = t / tiles_i * kTile, i0 = t % tiles_i * kTile;
+        const int64_t no = co - o0 < kTile ? co - o0 : kTile, ni = ci - i0 < kTile ? ci - i0 : kTile;
+        VecF acc[kTile][kTile] = {};
+        double tail[kTile][kTile] = {};
+        for (const Segment &seg : block) {
+          // Rows of the tile; missing rows (at the edges) repeat the last one and are not stored.
+          const float *a[kTile], *c[kTile];
+          for (int r = 0; r < kTile; ++r) {
+            a[r] = dy + (seg.b * co + o0 + (r < no ? r : no - 1)) * hw;
+            c[r] = x + (seg.b * ci + i0 + (r < ni ? r : ni - 1)) * hw;
+          }
+          const int64_t full = seg.p0 + (seg.p1 - seg.p0) / kVec * kVec;
+          for (int64_t k = seg.p0; k < full; k += kVec) {
+            const VecF a0 = load_vec(a[0] + k), a1 = load_vec(a[1] + k), a2 = load_vec(a[2] + k),
+                       a3 = load_vec(a[3] + k);
+            const VecF c0 = load_vec(c[0] + k), c1 = load_vec(c[1] + k), c2 = load_vec(c[2] + k),
+                       c3 = load_vec(c[3] + k);
+            acc[0][0] += a0 * c0; acc[0][1] += a0 * c1; acc[0][2] += a0 * c2; acc[0][3] += a0 * c3;
+            acc[1][0] += a1 * c0; acc[1][1] += a1 * c1; acc[1][2] += a1 * c2; acc[1][3] += a1 * c3;
+            acc[2][0] += a2 * c0; acc[2][1] += a2 * c1; acc[2][2] += a2 * c2; acc[2][3] += a2 * c3;
+            acc[3][0] += a3 * c0; acc[3][1] += a3 * c1; acc[3][2] += a3 * c2; acc[3][3] += a3 * c3;
+          }
+          for (int64_t k = full; k < seg.p1; ++k)
+            for (int r = 0; r < kTile; ++r)
+              for (int q = 0; q < kTile; ++q) tail[r][q] += static_cast<double>(a[r][k]) * c[q][k];
+        }
+        double *out = total.data() + t * kTile * kTile;
+        for (int r = 0; r < kTile; ++r) {
+          for (int q = 0; q < kTile; ++q) {
+            double sum = tail[r][q];
+            for (int l = 0; l < kVec; ++l) sum += acc[r][q][l];
+            out[r * kTile + q] += sum;
+          }
+        }
+      }
+    });
+  }
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int64_t o0 = t / tiles_i * kTile, i0 = t % tiles_i * kTile;
+    for (int64_t r = 0; r < kTile && o0 + r < co; ++r)
+      for (int64_t q = 0; q < kTile && i0 + q < ci; ++q)
+        dw[(o0 + r) * ci + i0 + q] = static_cast<float>(total[t * kTile * kTile + r * kTile + q]);
   }
   return kOk;
 }
 
 }  // namespace
 
-// Shared with the other kernel sources of the library.
-int effnet_kernel_threads() { return kernel_threads(); }
+// Stride and padding are part of the name: `_sym` kernels pad k / 2 on every side (PyTorch), the others TF "SAME".
+#define EFFNET_CONV_KERNEL(name, impl, stride, sym) \
+  EFFNET_KERNEL(name, impl(nparam, params, ndims, shapes, dtypes, stride, sym))
+#define EFFNET_CONV_KERNELS(prefix, impl)                     \
+  EFFNET_CONV_KERNEL(prefix##_s1, impl, 1, false)             \
+  EFFNET_CONV_KERNEL(prefix##_s2, impl, 2, false)             \
+  EFFNET_CONV_KERNEL(prefix##_s1_sym, impl, 1, true)          \
+  EFFNET_CONV_KERNEL(prefix##_s2_sym, impl, 2, true)
 
-#define EFFNET_EXPORT(name, impl, stride)                                                                   \
-  extern "C" int name(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, \
-                      void *) {                                                                             \
-    return impl(nparam, params, ndims, shapes, dtypes, stride);                                            \
-  }
+EFFNET_CONV_KERNELS(effnet_dw_fwd, dw_fwd)
+EFFNET_CONV_KERNELS(effnet_dw_bwd_x, dw_bwd_x)
+EFFNET_CONV_KERNELS(effnet_dw_bwd_w, dw_bwd_w)
+EFFNET_CONV_KERNELS(effnet_dense_fwd, dense_fwd)
+EFFNET_CONV_KERNELS(effnet_dense_bwd_x, dense_bwd_x)
+EFFNET_CONV_KERNELS(effnet_dense_bwd_w, dense_bwd_w)
 
-EFFNET_EXPORT(effnet_dw_fwd_s1, dw_fwd, 1)
-EFFNET_EXPORT(effnet_dw_fwd_s2, dw_fwd, 2)
-EFFNET_EXPORT(effnet_dw_bwd_x_s1, dw_bwd_x, 1)
-EFFNET_EXPORT(effnet_dw_bwd_x_s2, dw_bwd_x, 2)
-EFFNET_EXPORT(effnet_dw_bwd_w_s1, dw_bwd_w, 1)
-EFFNET_EXPORT(effnet_dw_bwd_w_s2, dw_bwd_w, 2)
-EFFNET_EXPORT(effnet_dense_fwd_s1, dense_fwd, 1)
-EFFNET_EXPORT(effnet_dense_fwd_s2, dense_fwd, 2)
-EFFNET_EXPORT(effnet_dense_bwd_x_s1, dense_bwd_x, 1)
-EFFNET_EXPORT(effnet_dense_bwd_x_s2, dense_bwd_x, 2)
-EFFNET_EXPORT(effnet_dense_bwd_w_s1, dense_bwd_w, 1)
-EFFNET_EXPORT(effnet_dense_bwd_w_s2, dense_bwd_w, 2)
+// 1x1 conv weight gradient (see pw_bwd_w).
+EFFNET_KERNEL(effnet_pw_bwd_w, pw_bwd_w(nparam, params, ndims, shapes, dtypes))

@@ -12,10 +12,10 @@ import pytest
 from mindspore import ops
 
 from effnet_mm.models.layers import SqueezeExcitation
-from effnet_mm.ops import SigmoidGate, fast_conv_unavailable_reason
+from effnet_mm.ops import SigmoidGate, kernels_unavailable_reason
 
-pytestmark = pytest.mark.skipif(fast_conv_unavailable_reason() is not None,
-                                reason=f'fast kernels unavailable: {fast_conv_unavailable_reason()}')
+pytestmark = pytest.mark.skipif(kernels_unavailable_reason() is not None,
+                                reason=f'kernels unavailable: {kernels_unavailable_reason()}')
 
 CALLS = 3
 #: Float32 rounding alone is up to 3e-8 on (0.5, 1); the kernel may add ~1-2 ulp, MindSpore's Sigmoid adds ~8e-7.
@@ -76,7 +76,7 @@ def _analytic_grads(x, s, gy):
 def test_gradients_match_float64_eagerly_and_under_jit():
     x, s, gy = _gate_inputs(2)
     gate = SigmoidGate()
-    assert gate.fast_conv
+    assert gate.use_kernel
     weights = ms.Tensor(gy)
 
     def loss(a, b):
@@ -107,7 +107,7 @@ def test_gradients_match_mindspore_sigmoid_grad():
     s = (rng.standard_normal((2, 6, 1, 1)) * 4).astype(np.float32)
     gy = ms.Tensor(rng.standard_normal(x.shape).astype(np.float32))
     fast, ref = SigmoidGate(), SigmoidGate()
-    assert fast.fast_conv and not ref.enable_fast_conv(False)
+    assert fast.use_kernel and not ref.enable_kernel(False)
 
     def loss(a, b):
         return (fast(a, b) * gy).sum()
@@ -125,12 +125,12 @@ def test_gradients_match_mindspore_sigmoid_grad():
 
 
 def test_env_var_falls_back_to_mindspore_sigmoid(monkeypatch):
-    monkeypatch.setenv('EFFNET_MM_FAST_CONV', '0')
+    monkeypatch.setenv('EFFNET_MM_KERNELS', '0')
     x, s, gy = _gate_inputs(4, shape=(2, 5, 4, 3))
     with warnings.catch_warnings():
         warnings.simplefilter('error')  # an explicit opt-out is silent
         gate = SigmoidGate()
-    assert not gate.fast_conv and not gate.enable_fast_conv(True)
+    assert not gate.use_kernel and not gate.enable_kernel(True)
     weights = ms.Tensor(gy)
 
     def loss(a, b):
@@ -150,9 +150,9 @@ def test_squeeze_excitation_uses_the_gate_kernel_with_unchanged_parameters():
     fast, ref = SqueezeExcitation(16, 4), SqueezeExcitation(16, 4)
     names = [p.name for p in fast.get_parameters()]
     assert names == ['conv1.weight', 'conv1.bias', 'conv2.weight', 'conv2.bias']
-    assert isinstance(fast.gate, SigmoidGate) and fast.gate.fast_conv
+    assert isinstance(fast.gate, SigmoidGate) and fast.gate.use_kernel
     ms.load_param_into_net(ref, {p.name: ms.Parameter(p.data.copy(), name=p.name) for p in fast.get_parameters()})
-    assert not ref.gate.enable_fast_conv(False)
+    assert not ref.gate.enable_kernel(False)
     x = ms.Tensor(np.random.default_rng(5).standard_normal((2, 16, 6, 5)).astype(np.float32))
     np.testing.assert_allclose(fast(x).asnumpy(), ref(x).asnumpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(ms.jit(fast)(x).asnumpy(), ref(x).asnumpy(), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,113 @@
+"""The k x k convolution kernels (``conv.cc``) as MindSpore primitives with their backward (``bprop``).
+
+Two k x k kernel families, both NCHW float32, stride 1 or 2, padded like TF "SAME" (``padding='same'``) or
+``k // 2`` on every side like PyTorch (``padding='symmetric'``):
+
+* ``'depthwise'``: ``groups == in == out`` (EfficientNet's 3x3 / 5x5 depthwise convs);
+* ``'dense'``: ``groups == 1`` (the 3-channel stem; correct for any channel count, fast for few input channels).
+
+and the 1x1 convs (``'pointwise'``, stride 1, ``groups == 1``), whose forward stays with MindSpore (oneDNN's matmul
+kernels are fast there) but whose backward is rebuilt: the weight gradient on a kernel for maps of at least
+``POINTWISE_MIN_PIXELS`` pixels (oneDNN's NCHW backward-weights kernel is 2.5-4x slower there, faster on the small
+late-stage maps), and the input gradient as a forward 1x1 conv with the transposed weight (oneDNN runs its forward
+convs faster than its backward-data kernel).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Callable, Optional
+
+from mindspore import ops
+from mindspore.ops.operations import _grad_ops
+
+from .kernel_cell import Float32Cell, aot_op, like
+
+KINDS = ('depthwise', 'dense')
+#: Smallest H * W whose 1x1 weight gradient runs on the kernel (28 x 28; oneDNN wins below, measured on B0 shapes).
+POINTWISE_MIN_PIXELS = 784
+STRIDES = (1, 2)
+PADDINGS = ('same', 'symmetric')
+_FUNC_PREFIX = {'depthwise': 'effnet_dw', 'dense': 'effnet_dense'}
+
+
+def supported_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int, groups: int) -> Optional[str]:
+    """The kernel family for a conv configuration (``'depthwise'`` / ``'dense'`` / ``'pointwise'``), or None."""
+    if kernel_size == 1 and stride == 1 and groups == 1:
+        return 'pointwise'
+    if kernel_size < 2 or kernel_size > 15 or stride not in STRIDES:
+        return None
+    if groups == in_channels == out_channels:
+        return 'depthwise'
+    if groups == 1:
+        return 'dense'
+    return None
+
+
+def _out_dim(size: int, kernel_size: int, stride: int, padding: str) -> int:
+    if size < 0:
+        return size  # keep -1 (dynamic) as is
+    if padding == 'same':
+        return -(-size // stride)
+    return (size + 2 * (kernel_size // 2) - kernel_size) // stride + 1
+
+
+@functools.cache
+def conv_op(kind: str, stride: int, padding: str = 'same') -> Callable:
+    """The forward primitive ``(x, w) -> y`` of a kernel family, stride and padding, with its ``bprop``.
+
+    Primitives are shared by every layer of the same kind, stride and padding.  The caller must have checked
+    :func:`effnet_mm.ops.kernels_unavailable_reason` first.
+    """
+    if kind not in KINDS or stride not in STRIDES or padding not in PADDINGS:
+        raise ValueError(f'conv_op: unsupported kind={kind!r} / stride={stride} / padding={padding!r}')
+    name = f'{_FUNC_PREFIX[kind]}_{{}}_s{stride}{"_sym" if padding == "symmetric" else ""}'
+    # The backward kernels take one extra input only for the shape of their output.
+    grad_x = aot_op(name.format('bwd_x'), out_shape=like(2), out_dtype=like(2))
+    grad_w = aot_op(name.format('bwd_w'), out_shape=like(2), out_dtype=like(2))
+
+    def bprop(x, w, out, dout):
+        return grad_x(dout, w, x), grad_w(dout, x, w)
+
+    def out_shape(x_shape, w_shape):
+        k = w_shape[2]
+        return (x_shape[0], w_shape[0], _out_dim(x_shape[2], k, stride, padding),
+                _out_dim(x_shape[3], k, stride, padding))
+
+    return aot_op(name.format('fwd'), out_shape=out_shape, out_dtype=like(0), bprop=bprop)
+
+
+class Float32Conv(Float32Cell):
+    """``(x, weight) -> conv(x, weight)`` on the kernel of one family, stride and padding (see :class:`Float32Cell`)."""
+
+    def __init__(self, kind: str, stride: int, padding: str = 'same') -> None:
+        super().__init__()
+        self.op = conv_op(kind, stride, padding)
+
+    def construct(self, x, weight):
+        return self.op(x, weight)
+
+
+class PointwiseConv(Float32Cell):
+    """``(x, weight) -> conv1x1(x, weight)`` (stride 1, no groups) with the faster backward described above."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.conv = ops.Conv2D(out_channel=out_channels, kernel_size=(1, 1))
+        self.conv_transposed = ops.Conv2D(out_channel=in_channels, kernel_size=(1, 1))
+        self.grad_weight = aot_op('effnet_pw_bwd_w', out_shape=like(2), out_dtype=like(2))
+        # MindSpore's own weight gradient (what autodiff of Conv2D uses) for the small maps.
+        self.grad_weight_small = _grad_ops.Conv2DBackpropFilter(out_channels, (1, 1))
+
+    def construct(self, x, weight):
+        return self.conv(x, weight)
+
+    def bprop(self, x, weight, out, dout):
+        transposed = weight.reshape(self.out_channels, self.in_channels).transpose(1, 0)
+        dx = self.conv_transposed(dout, transposed.reshape(self.in_channels, self.out_channels, 1, 1))
+        if x.shape[2] * x.shape[3] >= POINTWISE_MIN_PIXELS:  # static shapes: decided when the graph compiles
+            dw = self.grad_weight(dout, x, weight)
+        else:
+            dw = self.grad_weight_small(dout, x, weight.shape)
+        return dx, dw

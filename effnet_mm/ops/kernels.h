@@ -1,0 +1,237 @@
+// Shared by every source of effnet_mm's CPU kernel library (MindSpore `ops.Custom(func_type="aot")`): the return
+// codes, argument checks, the thread policy, the export macro and the optional per-kernel timer.  It is part of the
+// library's build hash (effnet_mm/ops/build.py), so changing it rebuilds the library.
+//
+// Every exported kernel has MindSpore's AOT CPU signature
+//     int f(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *stream, void *extra)
+// with the inputs first and the outputs last; it returns kOk (0) on success and one of the Status codes otherwise,
+// which makes MindSpore raise.  Backward kernels that need an output shape take one extra input only for its shape.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace effnet {
+
+enum Status : int {
+  kOk = 0,
+  kBadArgs = 1,   // wrong number of inputs/outputs or wrong ranks
+  kBadDtype = 2,  // not float32
+  kBadShape = 3,  // shapes that do not fit together
+};
+
+inline bool all_float32(int nparam, const char **dtypes) {
+  for (int i = 0; i < nparam; ++i) {
+    if (std::strcmp(dtypes[i], "float32") != 0) return false;
+  }
+  return true;
+}
+
+inline int64_t numel(int ndim, const int64_t *shape) {
+  int64_t n = 1;
+  for (int i = 0; i < ndim; ++i) n *= shape[i];
+  return n;
+}
+
+// Threads per kernel: $EFFNET_MM_NUM_THREADS, else $OMP_NUM_THREADS, else every core the process may run on.
+inline int kernel_threads() {
+  static const int n = [] {
+    for (const char *name : {"EFFNET_MM_NUM_THREADS", "OMP_NUM_THREADS"}) {
+      const char *value = std::getenv(name);
+      if (value != nullptr && std::atoi(value) > 0) return std::atoi(value);
+    }
+    const unsigned cores = std::thread::hardware_concurrency();
+    return cores > 0 ? static_cast<int>(cores) : 1;
+  }();
+  return n;
+}
+
+// Below this many floats touched, waking a second thread costs more than it saves (a few microseconds per
+// parallel region against ~1 us per 16k floats of streaming work).
+constexpr int64_t kMinFloatsPerThread = 16384;
+
+// Threads for a kernel touching `floats` floats in total: kernel_threads(), fewer for small tensors.
+inline int threads_for(int64_t floats) {
+  const int64_t by_size = floats / kMinFloatsPerThread;
+  const int n = kernel_threads();
+  return by_size < 1 ? 1 : (by_size < n ? static_cast<int>(by_size) : n);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// parallel_for: the kernels' only source of threads.  Not OpenMP: an OpenMP region ends with a barrier that waits
+// for every thread of the team, so when another process holds a core (a shared machine, data-loader workers) a
+// helper that has not even been scheduled yet holds up the caller for a scheduler time slice, on every call (B0
+// layers measured 5-30x slower with two OpenMP threads under load than with one).  Here the calling thread works
+// through the items itself and helpers join when they get a core; the caller waits only for items a helper has
+// already claimed.  Every item is computed by one thread in a fixed way, so results never depend on the threads.
+
+class ThreadPool {
+ public:
+  static ThreadPool &instance() {
+    static ThreadPool *pool = new ThreadPool(kernel_threads() - 1);  // never destroyed: helpers live until exit
+    return *pool;
+  }
+
+  // Calls fn(begin, end) on consecutive ranges of at most `chunk` items covering [0, count), on up to `threads`
+  // threads including the caller.
+  template <typename F>
+  void run(int64_t count, int64_t chunk, int threads, F &fn) {
+    if (chunk < 1) chunk = 1;
+    std::unique_lock<std::mutex> busy(call_mutex_, std::try_to_lock);
+    if (threads <= 1 || count <= chunk || helpers_.empty() || !busy.owns_lock()) {
+      for (int64_t begin = 0; begin < count; begin += chunk) fn(begin, begin + chunk < count ? begin + chunk : count);
+      return;
+    }
+    Job job;
+    job.count = count;
+    job.chunk = chunk;
+    job.ctx = &fn;
+    job.call = [](void *ctx, int64_t begin, int64_t end) { (*static_cast<F *>(ctx))(begin, end); };
+    job.seats = threads - 1;
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      job_ = &job;
+      ++generation_;
+    }
+    wake_.notify_all();
+    work(&job);
+    std::unique_lock<std::mutex> lock(mutex_);
+    job_ = nullptr;  // helpers that wake up from now on find nothing to do
+    done_.wait(lock, [this] { return active_ == 0; });
+  }
+
+ private:
+  struct Job {
+    std::atomic<int64_t> next{0};
+    int64_t count = 0, chunk = 1;
+    void *ctx = nullptr;
+    void (*call)(void *, int64_t, int64_t) = nullptr;
+    int seats = 0;  // helpers that may still join
+  };
+
+  explicit ThreadPool(int helpers) {
+    for (int i = 0; i < helpers; ++i) helpers_.emplace_back([this] { helper(); });
+    for (std::thread &t : helpers_) t.detach();
+  }
+
+  static void work(Job *job) {
+    for (;;) {
+      const int64_t begin = job->next.fetch_add(job->chunk, std::memory_order_relaxed);
+      if (begin >= job->count) return;
+      job->call(job->ctx, begin, begin + job->chunk < job->count ? begin + job->chunk : job->count);
+    }
+  }
+
+  void helper() {
+    uint64_t seen = 0;
+    for (;;) {
+      Job *job;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return generation_ != seen; });
+        seen = generation_;
+        job = job_;
+        if (job == nullptr || job->seats == 0) continue;
+        --job->seats;
+        ++active_;
+      }
+      work(job);
+      {
+        const std::lock_guard<std::mutex> lock(mutex_);
+        if (--active_ == 0) done_.notify_one();
+      }
+    }
+  }
+
+  std::mutex call_mutex_;  // one parallel kernel at a time; a concurrent caller runs on its own thread
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  Job *job_ = nullptr;
+  uint64_t generation_ = 0;
+  int active_ = 0;
+  std::vector<std::thread> helpers_;
+};
+
+// Runs fn(begin, end) over [0, count) in ranges of `chunk` items on up to `threads` threads (see ThreadPool).
+template <typename F>
+void parallel_for(int64_t count, int64_t chunk, int threads, F &&fn) {
+  ThreadPool::instance().run(count, chunk, threads, fn);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Per-kernel timer, on when $EFFNET_MM_KERNEL_PROFILE is set (and not "0"): calls and wall time per exported kernel,
+// read with effnet_kernel_stats() (benchmarks/profile_step.py).  Off, it costs one predictable branch per call.
+
+struct KernelStat {
+  const char *name = nullptr;
+  std::atomic<int64_t> calls{0};
+  std::atomic<int64_t> nanoseconds{0};
+};
+
+constexpr int kMaxKernels = 256;
+
+inline KernelStat *kernel_stat_table() {
+  static KernelStat table[kMaxKernels];
+  return table;
+}
+
+inline std::atomic<int> &kernel_stat_count() {
+  static std::atomic<int> count{0};
+  return count;
+}
+
+inline bool profiling() {
+  static const bool on = [] {
+    const char *value = std::getenv("EFFNET_MM_KERNEL_PROFILE");
+    return value != nullptr && *value != '\0' && std::strcmp(value, "0") != 0;
+  }();
+  return on;
+}
+
+inline KernelStat *register_kernel(const char *name) {
+  static std::mutex mutex;
+  const std::lock_guard<std::mutex> lock(mutex);
+  const int i = kernel_stat_count().load();
+  if (i >= kMaxKernels) return nullptr;
+  kernel_stat_table()[i].name = name;
+  kernel_stat_count().store(i + 1);
+  return &kernel_stat_table()[i];
+}
+
+class KernelTimer {
+ public:
+  explicit KernelTimer(KernelStat *stat) : stat_(profiling() ? stat : nullptr) {
+    if (stat_ != nullptr) start_ = std::chrono::steady_clock::now();
+  }
+  ~KernelTimer() {
+    if (stat_ == nullptr) return;
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start_);
+    stat_->calls.fetch_add(1, std::memory_order_relaxed);
+    stat_->nanoseconds.fetch_add(ns.count(), std::memory_order_relaxed);
+  }
+  KernelTimer(const KernelTimer &) = delete;
+  KernelTimer &operator=(const KernelTimer &) = delete;
+
+ private:
+  KernelStat *stat_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace effnet
+
+// Defines the exported kernel `name` (AOT signature above) as `return call;`, where `call` may use the parameters
+// nparam, params, ndims, shapes and dtypes.  Every exported kernel goes through this macro, so each is timed.
+#define EFFNET_KERNEL(name, call)                                                                                \
+  extern "C" int name(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *,     \
+                      void *) {                                                                                  \
+    static effnet::KernelStat *const stat = effnet::register_kernel(#name);                                      \
+    const effnet::KernelTimer timer(stat);                                                                       \
+    return call;                                                                                                 \
+  }
