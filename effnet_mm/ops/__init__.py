@@ -12,7 +12,7 @@ Environment variables:
 """
 import warnings
 
-from .batchnorm import BatchNormAct2d
+from .batchnorm import BatchNormAct2d, FusedBatchNormAct
 from .build import KernelBuildError, cache_dir, library_path
 from .conv import conv_op, supported_conv
 from .elementwise import SigmoidGate, SiLU
@@ -30,8 +30,8 @@ def fast_conv_unavailable_reason():
 
 
 __all__ = [
-    'BatchNormAct2d', 'ENABLE_ENV', 'Float32Cell', 'KernelBuildError', 'KernelCell', 'KernelSwitch', 'SiLU',
-    'SigmoidGate', 'SpatialMean', 'cache_dir', 'conv_op', 'fast_conv_disabled', 'fast_conv_unavailable_reason',
-    'kernel_stats', 'kernels_disabled', 'kernels_unavailable_reason', 'library_path', 'reset_kernel_stats',
-    'set_fast_conv', 'set_kernels', 'supported_conv'
+    'BatchNormAct2d', 'ENABLE_ENV', 'Float32Cell', 'FusedBatchNormAct', 'KernelBuildError', 'KernelCell',
+    'KernelSwitch', 'SiLU', 'SigmoidGate', 'SpatialMean', 'cache_dir', 'conv_op', 'fast_conv_disabled',
+    'fast_conv_unavailable_reason', 'kernel_stats', 'kernels_disabled', 'kernels_unavailable_reason', 'library_path',
+    'reset_kernel_stats', 'set_fast_conv', 'set_kernels', 'supported_conv'
 ]

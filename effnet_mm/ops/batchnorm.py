@@ -128,3 +128,30 @@ class BatchNormAct2d(KernelSwitch, nn.BatchNorm2d):
 
     def extend_repr(self) -> str:
         return f'{super().extend_repr()}, act={"SiLU" if self.silu else None}, use_kernel={self.use_kernel}'
+
+
+class FusedBatchNormAct(_FixedStatsKernel):
+    """Deprecated: :class:`BatchNormAct2d` is the BatchNorm (+ SiLU) layer now (``ConvBNAct`` uses it).
+
+    Kept with its former interface: calling it is BN (+ SiLU) on given statistics,
+    ``(x, gamma, beta, moving_mean, moving_variance) -> y``; ``batch_stats(x, gamma, beta)`` is the training form,
+    ``-> (y, mean, unbiased variance)``.
+    """
+
+    def __init__(self, eps: float, silu: bool) -> None:
+        import warnings
+
+        warnings.warn('effnet_mm.ops.FusedBatchNormAct is deprecated; use effnet_mm.ops.BatchNormAct2d',
+                      DeprecationWarning, stacklevel=2)
+        eps_tensor = Tensor([float(eps)], ms.float32)
+        super().__init__(eps_tensor, bool(silu))
+        self.batch_stats = _DeprecatedBatchStats(eps_tensor, bool(silu))
+
+
+class _DeprecatedBatchStats(_BatchStatsKernel):
+    """``FusedBatchNormAct.batch_stats``: ``(x, gamma, beta) -> (y, mean, unbiased variance)``."""
+
+    def construct(self, x, gamma, beta):
+        y, stats = super().construct(x, gamma, beta)
+        count = x.shape[0] * x.shape[2] * x.shape[3]
+        return y, stats[0], stats[1] * (count / max(count - 1, 1))

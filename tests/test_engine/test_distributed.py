@@ -162,3 +162,14 @@ def test_device_selection_is_validated():
     select_device('CPU')
     with pytest.raises(ValueError, match=r"device must be one of \('CPU', 'GPU', 'Ascend'\).*, got 'TPU'"):
         select_device('TPU')
+
+
+def test_deprecated_engine_dist_module_still_imports():
+    import importlib
+    import sys
+
+    sys.modules.pop('effnet_mm.engine.dist', None)
+    with pytest.warns(DeprecationWarning, match='moved to effnet_mm.runtime.dist'):
+        legacy = importlib.import_module('effnet_mm.engine.dist')
+    from effnet_mm.runtime import dist
+    assert legacy.get_rank is dist.get_rank and legacy.select_device is dist.select_device

@@ -126,3 +126,23 @@ def test_amp_o2_keeps_the_kernels_and_trains():
     for _ in range(2):
         loss, grads = step(x)
         assert np.isfinite(float(loss)) and all(np.isfinite(g.asnumpy()).all() for g in grads)
+
+
+def test_deprecated_fused_batchnorm_act_keeps_its_interface():
+    """``FusedBatchNormAct`` (the former kernel cell of ConvBNAct) still works, with a deprecation warning."""
+    from effnet_mm.ops import FusedBatchNormAct
+
+    rng = np.random.default_rng(3)
+    x = ms.Tensor(rng.standard_normal((2, 4, 5, 6)).astype(np.float32))
+    gamma, beta = (ms.Tensor(rng.random(4).astype(np.float32) + 0.5) for _ in range(2))
+    mean, variance = ms.Tensor(rng.standard_normal(4).astype(np.float32)), ms.Tensor(rng.random(4).astype(np.float32))
+    with pytest.warns(DeprecationWarning, match='FusedBatchNormAct is deprecated'):
+        cell = FusedBatchNormAct(1e-3, silu=True)
+    scale = gamma.asnumpy() / np.sqrt(variance.asnumpy() + 1e-3)
+    z = x.asnumpy() * scale[:, None, None] + (beta.asnumpy() - mean.asnumpy() * scale)[:, None, None]
+    np.testing.assert_allclose(cell(x, gamma, beta, mean, variance).asnumpy(), z / (1 + np.exp(-z)), atol=1e-5)
+    y, batch_mean, unbiased = cell.batch_stats(x, gamma, beta)
+    data = x.asnumpy()
+    np.testing.assert_allclose(batch_mean.asnumpy(), data.mean(axis=(0, 2, 3)), atol=1e-5)
+    np.testing.assert_allclose(unbiased.asnumpy(), data.var(axis=(0, 2, 3), ddof=1), rtol=1e-4)
+    assert y.shape == x.shape
