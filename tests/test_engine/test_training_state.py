@@ -226,3 +226,27 @@ def test_stale_partial_saves_are_cleaned_at_start(tmp_path):
     stale.write_bytes(b'x' * 100)
     make_runner(tmp_path / 'W', max_epochs=2, ema=False, resume=True).train()
     assert not stale.exists()
+
+
+@pytest.mark.parametrize('level', ['O1', 'O2'])
+def test_amp_trains_the_real_network(level):
+    """Mixed precision through every layer type of B0 (kernel convs with bias in the SE, BN + SiLU, the head)."""
+    import mindspore as ms
+
+    from effnet_mm.engine.optim_wrapper import build_optim_wrapper
+    from effnet_mm.engine.train_step import TrainStep
+    from effnet_mm.registry import MODELS
+
+    ms.set_seed(0)
+    model = MODELS.build(dict(type='ImageClassifier', backbone=dict(type='EfficientNet', arch='b0'),
+                              neck=dict(type='GlobalAveragePooling'),
+                              head=dict(type='LinearClsHead', num_classes=3, in_channels=1280)))
+    model.set_train(True)
+    wrapper = build_optim_wrapper(dict(type='AmpOptimWrapper', level=level, loss_scale=dict(init_scale=2.0**4),
+                                       optimizer=dict(type='SGD', lr=0.01)), model)
+    step = TrainStep(model, wrapper)
+    images = np.random.default_rng(0).integers(0, 256, (4, 3, 32, 32)).astype(np.uint8)
+    before = model.head.fc.weight.asnumpy().copy()
+    loss, finite = step(images, np.array([0, 1, 2, 0], np.int32), 0.01, None, None)
+    assert np.isfinite(loss) and finite
+    assert np.abs(model.head.fc.weight.asnumpy() - before).max() > 0

@@ -6,6 +6,7 @@ with ``--resume`` ends with the same weights as the straight run (dropout and dr
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -170,6 +171,32 @@ def test_sigkill_mid_epoch_and_resume_matches_straight_run(setup, straight_run, 
     assert int(meta['iter']) == MAX_EPOCHS * 4
     losses = {r['iter']: r['loss'] for r in read_scalar_runs(straight_run)[0] if 'loss' in r}
     assert {r['iter']: r['loss'] for r in second if 'loss' in r} == {i: losses[i] for i in second_iters}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('amp', [False, True])
+def test_diverging_run_stops_with_an_error_and_keeps_the_good_checkpoints(setup, straight_run, amp):
+    """``lr=1e30`` from a good checkpoint: the run stops with one error line and a non-zero status; the previous
+    checkpoints, the best file included, stay byte-identical and finite (fp32: a non-finite loss; AMP: overflows that
+    do not stop)."""
+    base, config = setup
+    work_dir = base / f'diverging-{"amp" if amp else "fp32"}'
+    shutil.copytree(straight_run, work_dir)
+    saved = {f: (work_dir / f).read_bytes() for f in os.listdir(work_dir) if f.endswith('.ckpt')}
+    assert any(f.startswith('best_') for f in saved)
+    options = [f'train_cfg.max_epochs={MAX_EPOCHS + 1}', 'optim_wrapper.optimizer.lr=1e30']
+    if amp:
+        options.append('optim_wrapper.loss_scale.max_consecutive_skips=2')
+    result = _run([TRAIN, config, '--work-dir', work_dir.name, '--resume'] + (['--amp'] if amp else [])
+                  + ['--cfg-options'] + options, cwd=base, timeout=600)
+    assert result.returncode == 1, result.stderr[-2000:]
+    error = [line for line in result.stderr.splitlines() if line.startswith('error: ')]
+    expected = 'consecutive fp16 overflows' if amp else 'the loss is'
+    assert len(error) == 1 and 'iteration' in error[0] and expected in error[0], result.stderr[-2000:]
+    assert {f: (work_dir / f).read_bytes() for f in os.listdir(work_dir) if f.endswith('.ckpt')} == saved
+    for name in saved:
+        params, _ = load_checkpoint(str(work_dir / name))
+        assert all(np.isfinite(v.asnumpy()).all() for v in params.values()), name
 
 
 @pytest.mark.parametrize('options, text', [

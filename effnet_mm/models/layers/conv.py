@@ -109,8 +109,9 @@ class Conv2dSame(KernelSwitch, nn.Cell):
     def construct(self, x):
         # ``use_kernel`` is a compile-time constant under jit, so only one branch ends up in the graph.
         if self.use_kernel:
-            # A float32 cell (see Float32Conv): under mixed precision it computes in float32.
-            y = self.kernel(x, self.weight)
+            # A float32 cell (see Float32Conv): under mixed precision it computes in float32 and the result goes back
+            # to the layer's own dtype, as MindSpore's conv would return it (the bias of an fp16 layer is fp16).
+            y = self.kernel(x, self.weight).astype(x.dtype)
         else:
             y = self.conv2d(x, self.weight)
         if self.has_bias:
