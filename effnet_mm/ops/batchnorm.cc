@@ -8,6 +8,9 @@
 // Per-channel sums are owned by one work item each and accumulated in double in a fixed order: deterministic.
 #include <math.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "kernels.h"
 
 #if defined(__x86_64__) && defined(__GLIBC__)
@@ -84,6 +87,41 @@ int parse(int nparam, void **params, int *ndims, int64_t **shapes, const char **
   return kOk;
 }
 
+// Planes of fewer values than this (4x4 and 2x2 at 64 px input, 7x7 at 224 px) are too short for a vector loop each:
+// the per-plane loop and the scalar tail cost more than the arithmetic (a 2x2 map ran 7x slower per value than a
+// 16x16 one).  The kernels then run over whole runs of planes instead, with the per-channel constants repeated for
+// every value of a sample (`Repeated`), and reduce each plane afterwards.
+constexpr int64_t kSmallPlane = 64;
+// Values per work item of the small-plane kernels.
+constexpr int64_t kSmallBlock = 4096;
+
+
+// Per-channel constants repeated for each of a sample's C * size values (small planes: at most C * 63 floats each).
+struct Repeated {
+  std::vector<float> scale, shift, mean;
+  Repeated(const BnArgs &a) : scale(a.c * a.size), shift(a.c * a.size), mean(a.c * a.size) {
+    for (int64_t ch = 0; ch < a.c; ++ch) {
+      const Channel k = channel(a.gamma, a.beta, a.stats, a.eps, a.c, ch);
+      std::fill_n(scale.begin() + ch * a.size, a.size, k.scale);
+      std::fill_n(shift.begin() + ch * a.size, a.size, k.shift);
+      std::fill_n(mean.begin() + ch * a.size, a.size, k.mean);
+    }
+  }
+};
+
+// Channels per work item of the small-plane kernels, and the number of items.
+int64_t small_channels(int64_t size) { return std::max<int64_t>(1, kSmallBlock / std::max<int64_t>(1, size)); }
+int64_t small_items(int64_t c, int64_t size) { return (c + small_channels(size) - 1) / small_channels(size); }
+
+// Sums over each plane of a run of nc planes of `size` values, added (in double) to per-channel totals.
+void add_plane_sums(const float *values, int64_t nc, int64_t size, double *totals) {
+  for (int64_t j = 0; j < nc; ++j) {
+    float part = 0.0f;
+    for (int64_t i = j * size; i < (j + 1) * size; ++i) part += values[i];
+    totals[j] += part;
+  }
+}
+
 // x (N, C, H, W) -> (2, C): mean and biased variance over N, H, W (shifted by the channel's first value, in double).
 int bn_stats(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
   int64_t n, c, size;
@@ -93,6 +131,39 @@ int bn_stats(int nparam, void **params, int *ndims, int64_t **shapes, const char
   const float *x = static_cast<const float *>(params[0]);
   float *out = static_cast<float *>(params[1]);
   const double count = static_cast<double>(n * size);
+  // mean and variance from the shifted sums s1, s2 of channel ch (see below).
+  const auto finish = [&](int64_t ch, float k, double s1, double s2) {
+    const double m = count > 0 ? s1 / count : 0.0;
+    const double var = count > 0 ? s2 / count - m * m : 0.0;
+    out[ch] = static_cast<float>(k + m);
+    out[c + ch] = static_cast<float>(var > 0.0 ? var : 0.0);
+  };
+  if (size < kSmallPlane) {
+    const int64_t channels = small_channels(size);
+    effnet::parallel_for(small_items(c, size), 1, threads_for(n * c * size), [&](int64_t begin, int64_t end) {
+      std::vector<float> shift(channels * size), u1(channels * size), u2(channels * size);
+      std::vector<double> s1(channels), s2(channels);
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t c0 = item * channels, nc = std::min(channels, c - c0), len = nc * size;
+        for (int64_t j = 0; j < nc; ++j) std::fill_n(shift.begin() + j * size, size, n > 0 ? x[(c0 + j) * size] : 0.0f);
+        std::fill(s1.begin(), s1.end(), 0.0);
+        std::fill(s2.begin(), s2.end(), 0.0);
+        for (int64_t b = 0; b < n; ++b) {
+          const float *v = x + (b * c + c0) * size;
+#pragma omp simd
+          for (int64_t i = 0; i < len; ++i) {
+            const float u = v[i] - shift[i];
+            u1[i] = u;
+            u2[i] = u * u;
+          }
+          add_plane_sums(u1.data(), nc, size, s1.data());
+          add_plane_sums(u2.data(), nc, size, s2.data());
+        }
+        for (int64_t j = 0; j < nc; ++j) finish(c0 + j, shift[j * size], s1[j], s2[j]);
+      }
+    });
+    return kOk;
+  }
   effnet::parallel_for(c, 1, threads_for(n * c * size), [&](int64_t begin, int64_t end) {
     for (int64_t ch = begin; ch < end; ++ch) {
       const float k = n * size > 0 ? x[ch * size] : 0.0f;  // shift: avoids cancellation in E[x^2] - E[x]^2
@@ -112,10 +183,7 @@ int bn_stats(int nparam, void **params, int *ndims, int64_t **shapes, const char
           s2 += part2;
         }
       }
-      const double m = count > 0 ? s1 / count : 0.0;
-      const double var = count > 0 ? s2 / count - m * m : 0.0;
-      out[ch] = static_cast<float>(k + m);
-      out[c + ch] = static_cast<float>(var > 0.0 ? var : 0.0);
+      finish(ch, k, s1, s2);
     }
   });
   return kOk;
@@ -129,6 +197,24 @@ int bn_act(int nparam, void **params, int *ndims, int64_t **shapes, const char *
   if (status != kOk) return status;
   if (effnet::numel(ndims[5], shapes[5]) != a.n * a.c * a.size) return kBadShape;
   float *y = static_cast<float *>(params[5]);
+  if (a.size < kSmallPlane) {
+    const Repeated r(a);
+    const int64_t block = small_channels(a.size) * a.size, per_sample = a.c * a.size, items = small_items(a.c, a.size);
+    effnet::parallel_for(a.n * items, 1, threads_for(2 * a.n * per_sample), [&](int64_t begin, int64_t end) {
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t off = item % items * block, len = std::min(block, per_sample - off);
+        const int64_t base = item / items * per_sample + off;
+        const float *src = a.x + base, *scale = r.scale.data() + off, *shift = r.shift.data() + off;
+        float *dst = y + base;
+#pragma omp simd
+        for (int64_t i = 0; i < len; ++i) {
+          const float z = src[i] * scale[i] + shift[i];
+          dst[i] = kSilu ? z / (1.0f + expf(-z)) : z;
+        }
+      }
+    });
+    return kOk;
+  }
   const int64_t planes = a.n * a.c;
   effnet::parallel_for(planes, 16, threads_for(2 * planes * a.size), [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
@@ -155,6 +241,40 @@ int bn_act_grad_params(int nparam, void **params, int *ndims, int64_t **shapes, 
   if (effnet::numel(ndims[0], shapes[0]) != a.n * a.c * a.size || !is_pair(ndims, shapes, 6, a.c)) return kBadShape;
   const float *dy = static_cast<const float *>(params[0]);
   float *out = static_cast<float *>(params[6]);
+  if (a.size < kSmallPlane) {
+    // One block of channels per work item: dz and dz * (x - mean) of a sample's run of planes in one vector loop,
+    // then summed per plane (float) and per channel over the batch (double, in order).
+    const Repeated r(a);
+    const int64_t channels = small_channels(a.size);
+    const int threads = threads_for(2 * a.n * a.c * a.size);
+    effnet::parallel_for(small_items(a.c, a.size), 1, threads, [&](int64_t begin, int64_t end) {
+      std::vector<float> dz(channels * a.size), dzx(channels * a.size);
+      std::vector<double> d_gamma(channels), d_beta(channels);
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t c0 = item * channels, nc = std::min(channels, a.c - c0), len = nc * a.size, off = c0 * a.size;
+        const float *scale = r.scale.data() + off, *shift = r.shift.data() + off, *mean = r.mean.data() + off;
+        std::fill(d_gamma.begin(), d_gamma.end(), 0.0);
+        std::fill(d_beta.begin(), d_beta.end(), 0.0);
+        for (int64_t b = 0; b < a.n; ++b) {
+          const float *g = dy + b * a.c * a.size + off, *v = a.x + b * a.c * a.size + off;
+#pragma omp simd
+          for (int64_t i = 0; i < len; ++i) {
+            const float d = act_grad<kSilu>(g[i], v[i], scale[i], shift[i]);
+            dz[i] = d;
+            dzx[i] = d * (v[i] - mean[i]);
+          }
+          add_plane_sums(dzx.data(), nc, a.size, d_gamma.data());
+          add_plane_sums(dz.data(), nc, a.size, d_beta.data());
+        }
+        for (int64_t j = 0; j < nc; ++j) {
+          const Channel k = channel(a.gamma, a.beta, a.stats, a.eps, a.c, c0 + j);
+          out[c0 + j] = static_cast<float>(d_gamma[j] * k.rstd);
+          out[a.c + c0 + j] = static_cast<float>(d_beta[j]);
+        }
+      }
+    });
+    return kOk;
+  }
   effnet::parallel_for(a.c, 1, threads_for(2 * a.n * a.c * a.size), [&](int64_t begin, int64_t end) {
     for (int64_t ch = begin; ch < end; ++ch) {
       const Channel k = channel(a.gamma, a.beta, a.stats, a.eps, a.c, ch);
@@ -200,6 +320,34 @@ int bn_act_grad_x(int nparam, void **params, int *ndims, int64_t **shapes, const
   float *dx = static_cast<float *>(params[inputs]);
   const int64_t planes = a.n * a.c;
   const float inv_count = total > 0 ? a.c / static_cast<float>(total) : 0.0f;
+  if (a.size < kSmallPlane) {
+    // dx = scale * (dz - mean_term - (x - mean) * xhat_term), the per-channel terms repeated per value.
+    const Repeated r(a);
+    const int64_t per_sample = a.c * a.size, block = small_channels(a.size) * a.size, items = small_items(a.c, a.size);
+    std::vector<float> mean_term(kBatchStats ? per_sample : 0), xhat_term(kBatchStats ? per_sample : 0);
+    for (int64_t ch = 0; kBatchStats && ch < a.c; ++ch) {
+      const float rstd = channel(a.gamma, a.beta, a.stats, a.eps, a.c, ch).rstd;
+      std::fill_n(mean_term.begin() + ch * a.size, a.size, dparams[a.c + ch] * inv_count);
+      std::fill_n(xhat_term.begin() + ch * a.size, a.size, dparams[ch] * inv_count * rstd);
+    }
+    effnet::parallel_for(a.n * items, 1, threads_for(3 * total), [&](int64_t begin, int64_t end) {
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t off = item % items * block, len = std::min(block, per_sample - off);
+        const int64_t base = item / items * per_sample + off;
+        const float *g = dy + base, *v = a.x + base;
+        const float *scale = r.scale.data() + off, *shift = r.shift.data() + off, *mean = r.mean.data() + off;
+        const float *mt = kBatchStats ? mean_term.data() + off : nullptr;
+        const float *xt = kBatchStats ? xhat_term.data() + off : nullptr;
+        float *o = dx + base;
+#pragma omp simd
+        for (int64_t i = 0; i < len; ++i) {
+          const float dz = act_grad<kSilu>(g[i], v[i], scale[i], shift[i]);
+          o[i] = kBatchStats ? scale[i] * (dz - mt[i] - (v[i] - mean[i]) * xt[i]) : scale[i] * dz;
+        }
+      }
+    });
+    return kOk;
+  }
   effnet::parallel_for(planes, 16, threads_for(3 * total), [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       const int64_t ch = p % a.c;

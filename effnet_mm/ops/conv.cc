@@ -358,6 +358,203 @@ bool is_4d(int nparam, const int *ndims) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Depthwise convs on narrow planes: at most kNarrowMaxWo output columns (7x7 at 224 px input; 8x8, 4x4 and 2x2
+// at 64 px).  There the row kernels above leave most of a vector's lanes idle and pay their per-plane work for a
+// handful of outputs.  These kernels take kVec channels at a time instead, in a zero-padded channel-last tile
+// (tile[(row * wp + col) * kVec + lane] holds channel c0 + lane), so every tap of every output is one full-vector
+// multiply-add.  Lanes past the last channel hold zeros and are never stored.
+
+constexpr int64_t kNarrowMaxWo = 8;
+
+bool narrow(const Plane &g) { return g.wo <= kNarrowMaxWo; }
+
+// Padded tile size (no phase split): rows hp, columns wp = (wo - 1) * s + k.
+int64_t tile_cols(const Plane &g) { return (g.wo - 1) * g.s + g.k; }
+
+// Planes x[l * plane_stride] (l < nc) into the zero-padded tile; input rows/columns no window reaches are dropped.
+void pack_tile(const float *x, int64_t plane_stride, int64_t nc, const Plane &g, float *tile) {
+  const int64_t wp = tile_cols(g);
+  std::memset(tile, 0, sizeof(float) * g.hp * wp * kVec);
+  for (int64_t l = 0; l < nc; ++l) {
+    const float *plane = x + l * plane_stride;
+    for (int64_t ih = 0; ih < g.h && ih + g.pt < g.hp; ++ih) {
+      float *dst = tile + ((ih + g.pt) * wp + g.pl) * kVec + l;
+      const int64_t cols = std::min<int64_t>(g.w, wp - g.pl);
+      for (int64_t iw = 0; iw < cols; ++iw) dst[iw * kVec] = plane[ih * g.w + iw];
+    }
+  }
+}
+
+// The inverse for gradients: plane l of dx = the tile's interior (zero where no window reached).
+void unpack_tile(const float *tile, int64_t plane_stride, int64_t nc, const Plane &g, float *dx) {
+  const int64_t wp = tile_cols(g);
+  for (int64_t l = 0; l < nc; ++l) {
+    float *plane = dx + l * plane_stride;
+    for (int64_t ih = 0; ih < g.h; ++ih) {
+      for (int64_t iw = 0; iw < g.w; ++iw) {
+        const int64_t r = ih + g.pt, col = iw + g.pl;
+        plane[ih * g.w + iw] = r < g.hp && col < wp ? tile[(r * wp + col) * kVec + l] : 0.0f;
+      }
+    }
+  }
+}
+
+// vec[p] lane l = planes[l * plane_stride + p] for p < count (lanes l >= nc zero), and back.
+void gather_lanes(const float *planes, int64_t plane_stride, int64_t nc, int64_t count, VecF *vec) {
+  std::fill(vec, vec + count, VecF{});
+  for (int64_t l = 0; l < nc; ++l)
+    for (int64_t p = 0; p < count; ++p) vec[p][l] = planes[l * plane_stride + p];
+}
+
+void scatter_lanes(const VecF *vec, int64_t plane_stride, int64_t nc, int64_t count, float *planes) {
+  for (int64_t l = 0; l < nc; ++l)
+    for (int64_t p = 0; p < count; ++p) planes[l * plane_stride + p] = vec[p][l];
+}
+
+// K, S = 0: taken from the plane at run time.
+template <int K, int S>
+void tile_fwd(const float *tile, const VecF *wv, const Plane &g, VecF *out) {
+  const int64_t k = K ? K : g.k, s = S ? S : g.s, wp = tile_cols(g);
+  for (int64_t oh = 0; oh < g.ho; ++oh) {
+    for (int64_t ow = 0; ow < g.wo; ++ow) {
+      const float *base = tile + (oh * s * wp + ow * s) * kVec;
+      VecF acc = {};
+      for (int64_t kh = 0; kh < k; ++kh)
+        for (int64_t kw = 0; kw < k; ++kw) acc += wv[kh * k + kw] * load_vec(base + (kh * wp + kw) * kVec);
+      out[oh * g.wo + ow] = acc;
+    }
+  }
+}
+
+// dtile (zeroed) += transposed conv of the gradient dyv with the per-lane taps wv.
+template <int K, int S>
+void tile_bwd_x(const VecF *dyv, const VecF *wv, const Plane &g, float *dtile) {
+  const int64_t k = K ? K : g.k, s = S ? S : g.s, wp = tile_cols(g);
+  for (int64_t oh = 0; oh < g.ho; ++oh) {
+    for (int64_t ow = 0; ow < g.wo; ++ow) {
+      float *base = dtile + (oh * s * wp + ow * s) * kVec;
+      const VecF d = dyv[oh * g.wo + ow];
+      for (int64_t kh = 0; kh < k; ++kh) {
+        for (int64_t kw = 0; kw < k; ++kw) {
+          float *p = base + (kh * wp + kw) * kVec;
+          store_vec(p, load_vec(p) + wv[kh * k + kw] * d);
+        }
+      }
+    }
+  }
+}
+
+// facc[tap] += sum over the outputs of dy * the input the tap reads, per lane (channel).
+template <int K, int S>
+void tile_bwd_w(const VecF *dyv, const float *tile, const Plane &g, VecF *facc) {
+  const int64_t k = K ? K : g.k, s = S ? S : g.s, wp = tile_cols(g);
+  for (int64_t oh = 0; oh < g.ho; ++oh) {
+    for (int64_t ow = 0; ow < g.wo; ++ow) {
+      const float *base = tile + (oh * s * wp + ow * s) * kVec;
+      const VecF d = dyv[oh * g.wo + ow];
+      for (int64_t kh = 0; kh < k; ++kh)
+        for (int64_t kw = 0; kw < k; ++kw) facc[kh * k + kw] += d * load_vec(base + (kh * wp + kw) * kVec);
+    }
+  }
+}
+
+struct TileKernels {
+  void (*fwd)(const float *, const VecF *, const Plane &, VecF *);
+  void (*bwd_x)(const VecF *, const VecF *, const Plane &, float *);
+  void (*bwd_w)(const VecF *, const float *, const Plane &, VecF *);
+};
+
+template <int K, int S>
+TileKernels tile_specialised() {
+  return {tile_fwd<K, S>, tile_bwd_x<K, S>, tile_bwd_w<K, S>};
+}
+
+TileKernels select_tile_kernels(const Plane &g) {
+  switch (g.k * 10 + g.s) {
+    case 31: return tile_specialised<3, 1>();
+    case 32: return tile_specialised<3, 2>();
+    case 51: return tile_specialised<5, 1>();
+    case 52: return tile_specialised<5, 2>();
+    case 71: return tile_specialised<7, 1>();
+    case 72: return tile_specialised<7, 2>();
+    default: return tile_specialised<0, 0>();
+  }
+}
+
+thread_local std::vector<VecF> t_lanes, t_taps;
+
+// Work item i: channel block i / n of sample i % n, so a thread's consecutive items share the block's taps.
+void dw_fwd_narrow(const float *x, const float *w, const Plane &g, int64_t n, int64_t c, float *y) {
+  const TileKernels kern = select_tile_kernels(g);
+  const int64_t taps = g.k * g.k, in_sz = g.h * g.w, out_sz = g.ho * g.wo, blocks = (c + kVec - 1) / kVec;
+  effnet::parallel_for(blocks * n, kChunk, threads_for(n * c * (in_sz + out_sz)), [&](int64_t begin, int64_t end) {
+    float *tile = scratch(t_buf, g.hp * tile_cols(g) * kVec);
+    VecF *out = scratch(t_lanes, out_sz);
+    VecF *wv = scratch(t_taps, taps);
+    int64_t loaded = -1;
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t block = i / n, b = i % n, c0 = block * kVec, nc = std::min<int64_t>(kVec, c - c0);
+      if (block != loaded) gather_lanes(w + c0 * taps, taps, nc, taps, wv);
+      loaded = block;
+      pack_tile(x + (b * c + c0) * in_sz, in_sz, nc, g, tile);
+      kern.fwd(tile, wv, g, out);
+      scatter_lanes(out, out_sz, nc, out_sz, y + (b * c + c0) * out_sz);
+    }
+  });
+}
+
+void dw_bwd_x_narrow(const float *dy, const float *w, const Plane &g, int64_t n, int64_t c, float *dx) {
+  const TileKernels kern = select_tile_kernels(g);
+  const int64_t taps = g.k * g.k, in_sz = g.h * g.w, out_sz = g.ho * g.wo, blocks = (c + kVec - 1) / kVec;
+  const int64_t tile_sz = g.hp * tile_cols(g) * kVec;
+  effnet::parallel_for(blocks * n, kChunk, threads_for(n * c * (in_sz + out_sz)), [&](int64_t begin, int64_t end) {
+    float *dtile = scratch(t_buf, tile_sz);
+    VecF *dyv = scratch(t_lanes, out_sz);
+    VecF *wv = scratch(t_taps, taps);
+    int64_t loaded = -1;
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t block = i / n, b = i % n, c0 = block * kVec, nc = std::min<int64_t>(kVec, c - c0);
+      if (block != loaded) gather_lanes(w + c0 * taps, taps, nc, taps, wv);
+      loaded = block;
+      gather_lanes(dy + (b * c + c0) * out_sz, out_sz, nc, out_sz, dyv);
+      std::memset(dtile, 0, sizeof(float) * tile_sz);
+      kern.bwd_x(dyv, wv, g, dtile);
+      unpack_tile(dtile, in_sz, nc, g, dx + (b * c + c0) * in_sz);
+    }
+  });
+}
+
+// One channel block per work item, the batch summed in order (widened to double as in dw_bwd_w): deterministic.
+void dw_bwd_w_narrow(const float *dy, const float *x, const Plane &g, int64_t n, int64_t c, float *dw) {
+  const TileKernels kern = select_tile_kernels(g);
+  const int64_t taps = g.k * g.k, in_sz = g.h * g.w, out_sz = g.ho * g.wo, blocks = (c + kVec - 1) / kVec;
+  effnet::parallel_for(blocks, 1, threads_for(n * c * (in_sz + out_sz)), [&](int64_t begin, int64_t end) {
+    float *tile = scratch(t_buf, g.hp * tile_cols(g) * kVec);
+    VecF *dyv = scratch(t_lanes, out_sz);
+    VecF *facc = scratch(t_facc, taps);
+    double *acc = scratch(t_acc, taps * kVec);
+    for (int64_t block = begin; block < end; ++block) {
+      const int64_t c0 = block * kVec, nc = std::min<int64_t>(kVec, c - c0);
+      std::fill(acc, acc + taps * kVec, 0.0);
+      std::fill(facc, facc + taps, VecF{});
+      int64_t pending = 0;
+      for (int64_t b = 0; b < n; ++b) {
+        pack_tile(x + (b * c + c0) * in_sz, in_sz, nc, g, tile);
+        gather_lanes(dy + (b * c + c0) * out_sz, out_sz, nc, out_sz, dyv);
+        kern.bwd_w(dyv, tile, g, facc);
+        pending += out_sz;
+        if (pending >= kWidenEvery || b == n - 1) {
+          widen_taps(facc, taps, acc);
+          pending = 0;
+        }
+      }
+      for (int64_t l = 0; l < nc; ++l)
+        for (int64_t t = 0; t < taps; ++t) dw[(c0 + l) * taps + t] = static_cast<float>(acc[t * kVec + l]);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Depthwise: x (N, C, H, W), w (C, 1, K, K), y (N, C, Ho, Wo).
 
 int dw_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s, bool sym) {
@@ -373,6 +570,10 @@ int dw_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const char *
   const float *x = static_cast<const float *>(params[0]);
   const float *w = static_cast<const float *>(params[1]);
   float *y = static_cast<float *>(params[2]);
+  if (narrow(g)) {
+    dw_fwd_narrow(x, w, g, n, c, y);
+    return kOk;
+  }
   const int64_t in_sz = g.h * g.w, out_sz = g.ho * g.wo, planes = n * c;
   effnet::parallel_for(planes, kChunk, threads_for(planes * (in_sz + out_sz)), [&](int64_t begin, int64_t end) {
     float *buf = scratch(t_buf, g.size());
@@ -400,6 +601,10 @@ int dw_bwd_x(int nparam, void **params, int *ndims, int64_t **shapes, const char
   const float *dy = static_cast<const float *>(params[0]);
   const float *w = static_cast<const float *>(params[1]);
   float *dx = static_cast<float *>(params[3]);
+  if (narrow(g)) {
+    dw_bwd_x_narrow(dy, w, g, n, c, dx);
+    return kOk;
+  }
   const int64_t in_sz = g.h * g.w, out_sz = g.ho * g.wo, planes = n * c;
   effnet::parallel_for(planes, kChunk, threads_for(planes * (in_sz + out_sz)), [&](int64_t begin, int64_t end) {
     float *dbuf = scratch(t_buf, g.size());
@@ -426,6 +631,10 @@ int dw_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const char
   const float *dy = static_cast<const float *>(params[0]);
   const float *x = static_cast<const float *>(params[1]);
   float *dw = static_cast<float *>(params[3]);
+  if (narrow(g)) {
+    dw_bwd_w_narrow(dy, x, g, n, c, dw);
+    return kOk;
+  }
   const int64_t in_sz = g.h * g.w, out_sz = g.ho * g.wo;
   const int64_t taps = k * k;
   effnet::parallel_for(c, kChunk, threads_for(n * c * (in_sz + out_sz)), [&](int64_t begin, int64_t end) {

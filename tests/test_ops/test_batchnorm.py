@@ -49,11 +49,16 @@ def test_is_a_batchnorm2d_with_its_parameters_and_momentum():
         'conv.weight', 'bn.moving_mean', 'bn.moving_variance', 'bn.gamma', 'bn.beta']
 
 
+# Planes of at least 64 values and smaller ones (those run over whole runs of planes).
+PLANES = [(9, 10), (5, 6)]
+
+
+@pytest.mark.parametrize('plane', PLANES, ids=str)
 @pytest.mark.parametrize('act', [True, False])
-def test_fixed_statistics_match_batchnorm(act):
+def test_fixed_statistics_match_batchnorm(act, plane):
     rng = np.random.default_rng(7)
     fast, ref = _pair(rng, in_channels=6, out_channels=6, kernel_size=3, groups=6, act=act)
-    x = ms.Tensor(rng.standard_normal((2, 6, 9, 10)).astype(np.float32))
+    x = ms.Tensor(rng.standard_normal((2, 6) + plane).astype(np.float32))
     for cell in (fast, ref):
         cell.set_train(False)
     expected = ref(x).asnumpy()
@@ -79,13 +84,16 @@ def test_fixed_statistics_match_batchnorm(act):
             np.testing.assert_allclose(g.asnumpy(), w.asnumpy(), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize('channels,plane', [(8, (19, 17)), (8, (11, 9)), (1030, (3, 3))], ids=str)
 @pytest.mark.parametrize('act', [True, False])
-def test_batch_statistics_match_batchnorm(act):
-    """Outputs, gradients and moving-statistics updates over repeated jit calls."""
+def test_batch_statistics_match_batchnorm(act, channels, plane):
+    """Outputs, gradients and moving-statistics updates over repeated jit calls, on output planes of 90, 30 and 4
+    values (the last with more channels than one work item of the small-plane kernels takes)."""
     rng = np.random.default_rng(8)
-    fast, ref = _pair(rng, in_channels=4, out_channels=8, kernel_size=3, stride=2, act=act)
-    x = ms.Tensor((rng.standard_normal((3, 4, 11, 9)) * 2 + 1).astype(np.float32))
-    gy = ms.Tensor(rng.standard_normal((3, 8, 6, 5)).astype(np.float32))
+    fast, ref = _pair(rng, in_channels=4, out_channels=channels, kernel_size=3, stride=2, act=act)
+    x = ms.Tensor((rng.standard_normal((3, 4) + plane) * 2 + 1).astype(np.float32))
+    out_plane = tuple((size + 1) // 2 for size in plane)
+    gy = ms.Tensor(rng.standard_normal((3, channels) + out_plane).astype(np.float32))
     results = []
     for cell in (fast, ref):
         cell.set_train(True)

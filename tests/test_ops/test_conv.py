@@ -16,7 +16,8 @@ pytestmark = pytest.mark.skipif(kernels_unavailable_reason() is not None,
 
 # (kind, N, C_in, C_out, H, W, k, stride): every k/stride of B0-B8 on even, odd and non-square planes, including
 # the small 7/8 px maps of the last stages and sizes whose SAME padding is asymmetric; 4 and 2 take the generic
-# (non-specialised) C++ loops.
+# (non-specialised) C++ loops.  Depthwise outputs of at most 8 columns run on the channel-tile kernels, wider ones on
+# the row kernels.
 CASES = [
     ('depthwise', 2, 8, 8, 14, 14, 3, 1),
     ('depthwise', 2, 8, 8, 7, 7, 3, 1),
@@ -34,6 +35,9 @@ CASES = [
     ('dense', 2, 5, 6, 9, 8, 5, 2),
     ('depthwise', 2, 3, 3, 33, 35, 3, 1),  # more than two vector chunks per row
     ('depthwise', 2, 4, 4, 9, 10, 4, 2),  # generic (non-specialised) kernel sizes
+    ('depthwise', 2, 4, 4, 19, 20, 4, 2),  # the same on the row kernels
+    ('depthwise', 2, 37, 37, 4, 4, 5, 1),  # channel tiles: three blocks of channels, the last one partial
+    ('depthwise', 2, 19, 19, 9, 7, 3, 2),
     ('dense', 1, 2, 3, 6, 7, 2, 1),
 ]
 # PyTorch-style padding (k // 2 on every side): only stride 2 (and even k) differ from "SAME"; even and odd sizes.
