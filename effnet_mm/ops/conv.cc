@@ -483,44 +483,47 @@ TileKernels select_tile_kernels(const Plane &g) {
 
 thread_local std::vector<VecF> t_lanes, t_taps;
 
-// Work item i: channel block i / n of sample i % n, so a thread's consecutive items share the block's taps.
-void dw_fwd_narrow(const float *x, const float *w, const Plane &g, int64_t n, int64_t c, float *y) {
-  const TileKernels kern = select_tile_kernels(g);
-  const int64_t taps = g.k * g.k, in_sz = g.h * g.w, out_sz = g.ho * g.wo, blocks = (c + kVec - 1) / kVec;
-  effnet::parallel_for(blocks * n, kChunk, threads_for(n * c * (in_sz + out_sz)), [&](int64_t begin, int64_t end) {
-    float *tile = scratch(t_buf, g.hp * tile_cols(g) * kVec);
-    VecF *out = scratch(t_lanes, out_sz);
+// fn(b, c0, nc, wv) for every sample b and block of nc <= kVec channels from c0, in parallel, with wv the block's taps
+// (one vector per tap, a lane per channel).  Work item i is block i / n of sample i % n, so a thread's consecutive
+// items share the taps, gathered once per block.
+template <typename F>
+void for_each_sample_block(const float *w, const Plane &g, int64_t n, int64_t c, F &&fn) {
+  const int64_t taps = g.k * g.k, blocks = (c + kVec - 1) / kVec;
+  const int threads = threads_for(n * c * (g.h * g.w + g.ho * g.wo));
+  effnet::parallel_for(blocks * n, kChunk, threads, [&](int64_t begin, int64_t end) {
     VecF *wv = scratch(t_taps, taps);
     int64_t loaded = -1;
     for (int64_t i = begin; i < end; ++i) {
-      const int64_t block = i / n, b = i % n, c0 = block * kVec, nc = std::min<int64_t>(kVec, c - c0);
+      const int64_t block = i / n, c0 = block * kVec, nc = std::min<int64_t>(kVec, c - c0);
       if (block != loaded) gather_lanes(w + c0 * taps, taps, nc, taps, wv);
       loaded = block;
-      pack_tile(x + (b * c + c0) * in_sz, in_sz, nc, g, tile);
-      kern.fwd(tile, wv, g, out);
-      scatter_lanes(out, out_sz, nc, out_sz, y + (b * c + c0) * out_sz);
+      fn(i % n, c0, nc, wv);
     }
+  });
+}
+
+void dw_fwd_narrow(const float *x, const float *w, const Plane &g, int64_t n, int64_t c, float *y) {
+  const TileKernels kern = select_tile_kernels(g);
+  const int64_t in_sz = g.h * g.w, out_sz = g.ho * g.wo;
+  for_each_sample_block(w, g, n, c, [&](int64_t b, int64_t c0, int64_t nc, const VecF *wv) {
+    float *tile = scratch(t_buf, g.hp * tile_cols(g) * kVec);
+    VecF *out = scratch(t_lanes, out_sz);
+    pack_tile(x + (b * c + c0) * in_sz, in_sz, nc, g, tile);
+    kern.fwd(tile, wv, g, out);
+    scatter_lanes(out, out_sz, nc, out_sz, y + (b * c + c0) * out_sz);
   });
 }
 
 void dw_bwd_x_narrow(const float *dy, const float *w, const Plane &g, int64_t n, int64_t c, float *dx) {
   const TileKernels kern = select_tile_kernels(g);
-  const int64_t taps = g.k * g.k, in_sz = g.h * g.w, out_sz = g.ho * g.wo, blocks = (c + kVec - 1) / kVec;
-  const int64_t tile_sz = g.hp * tile_cols(g) * kVec;
-  effnet::parallel_for(blocks * n, kChunk, threads_for(n * c * (in_sz + out_sz)), [&](int64_t begin, int64_t end) {
+  const int64_t in_sz = g.h * g.w, out_sz = g.ho * g.wo, tile_sz = g.hp * tile_cols(g) * kVec;
+  for_each_sample_block(w, g, n, c, [&](int64_t b, int64_t c0, int64_t nc, const VecF *wv) {
     float *dtile = scratch(t_buf, tile_sz);
     VecF *dyv = scratch(t_lanes, out_sz);
-    VecF *wv = scratch(t_taps, taps);
-    int64_t loaded = -1;
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t block = i / n, b = i % n, c0 = block * kVec, nc = std::min<int64_t>(kVec, c - c0);
-      if (block != loaded) gather_lanes(w + c0 * taps, taps, nc, taps, wv);
-      loaded = block;
-      gather_lanes(dy + (b * c + c0) * out_sz, out_sz, nc, out_sz, dyv);
-      std::memset(dtile, 0, sizeof(float) * tile_sz);
-      kern.bwd_x(dyv, wv, g, dtile);
-      unpack_tile(dtile, in_sz, nc, g, dx + (b * c + c0) * in_sz);
-    }
+    gather_lanes(dy + (b * c + c0) * out_sz, out_sz, nc, out_sz, dyv);
+    std::memset(dtile, 0, sizeof(float) * tile_sz);
+    kern.bwd_x(dyv, wv, g, dtile);
+    unpack_tile(dtile, in_sz, nc, g, dx + (b * c + c0) * in_sz);
   });
 }
 
@@ -557,15 +560,28 @@ void dw_bwd_w_narrow(const float *dy, const float *x, const Plane &g, int64_t n,
 // ---------------------------------------------------------------------------------------------------------------
 // Depthwise: x (N, C, H, W), w (C, 1, K, K), y (N, C, Ho, Wo).
 
-int dw_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s, bool sym) {
-  if (nparam != 3 || !is_4d(nparam, ndims)) return kBadArgs;
+// The checks of every depthwise entry point: `expected` params, all 4-d float32, x / w / y (or dx / w / dy) at the
+// given indices with matching shapes.  Fills n, c and the plane geometry.
+int parse_depthwise(int nparam, int *ndims, int64_t **shapes, const char **dtypes, int expected, int xi, int wi,
+                    int yi, int64_t s, bool sym, int64_t *n, int64_t *c, Plane *g) {
+  if (nparam != expected || !is_4d(nparam, ndims)) return kBadArgs;
   if (!all_float32(nparam, dtypes)) return kBadDtype;
-  const int64_t *xs = shapes[0], *ws = shapes[1], *ys = shapes[2];
-  const int64_t n = xs[0], c = xs[1], k = ws[2];
-  Plane g;
-  if (ws[0] != c || ws[1] != 1 || ws[3] != k || ys[0] != n || ys[1] != c ||
-      !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, sym, &g))
+  const int64_t *xs = shapes[xi], *ws = shapes[wi], *ys = shapes[yi];
+  *n = xs[0];
+  *c = xs[1];
+  const int64_t k = ws[2];
+  if (ws[0] != *c || ws[1] != 1 || ws[3] != k || ys[0] != *n || ys[1] != *c ||
+      !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, sym, g))
     return kBadShape;
+  return kOk;
+}
+
+int dw_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s, bool sym) {
+  int64_t n, c;
+  Plane g;
+  const int status = parse_depthwise(nparam, ndims, shapes, dtypes, 3, 0, 1, 2, s, sym, &n, &c, &g);
+  if (status != kOk) return status;
+  const int64_t k = g.k;
   const PlaneKernels kern = select_kernels(g);
   const float *x = static_cast<const float *>(params[0]);
   const float *w = static_cast<const float *>(params[1]);
@@ -589,14 +605,11 @@ int dw_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const char *
 
 // Inputs dy, w, x (shape only); output dx.
 int dw_bwd_x(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s, bool sym) {
-  if (nparam != 4 || !is_4d(nparam, ndims)) return kBadArgs;
-  if (!all_float32(nparam, dtypes)) return kBadDtype;
-  const int64_t *ys = shapes[0], *ws = shapes[1], *xs = shapes[3];
-  const int64_t n = xs[0], c = xs[1], k = ws[2];
+  int64_t n, c;
   Plane g;
-  if (ws[0] != c || ws[1] != 1 || ws[3] != k || ys[0] != n || ys[1] != c ||
-      !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, sym, &g))
-    return kBadShape;
+  const int status = parse_depthwise(nparam, ndims, shapes, dtypes, 4, 3, 1, 0, s, sym, &n, &c, &g);
+  if (status != kOk) return status;
+  const int64_t k = g.k;
   const PlaneKernels kern = select_kernels(g);
   const float *dy = static_cast<const float *>(params[0]);
   const float *w = static_cast<const float *>(params[1]);
@@ -619,14 +632,11 @@ int dw_bwd_x(int nparam, void **params, int *ndims, int64_t **shapes, const char
 
 // Inputs dy, x, w (shape only); output dw.  One channel per task, batch summed in order: deterministic.
 int dw_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s, bool sym) {
-  if (nparam != 4 || !is_4d(nparam, ndims)) return kBadArgs;
-  if (!all_float32(nparam, dtypes)) return kBadDtype;
-  const int64_t *ys = shapes[0], *xs = shapes[1], *ws = shapes[3];
-  const int64_t n = xs[0], c = xs[1], k = ws[2];
+  int64_t n, c;
   Plane g;
-  if (ws[0] != c || ws[1] != 1 || ws[3] != k || ys[0] != n || ys[1] != c ||
-      !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, sym, &g))
-    return kBadShape;
+  const int status = parse_depthwise(nparam, ndims, shapes, dtypes, 4, 1, 3, 0, s, sym, &n, &c, &g);
+  if (status != kOk) return status;
+  const int64_t k = g.k;
   const PlaneKernels kern = select_kernels(g);
   const float *dy = static_cast<const float *>(params[0]);
   const float *x = static_cast<const float *>(params[1]);
