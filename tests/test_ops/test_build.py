@@ -76,7 +76,7 @@ from mindspore import ops
 from effnet_mm.ops import BatchNormAct2d, conv_op, library_path
 assert library_path().parent.name == 'cache'
 rng = np.random.default_rng(0)
-for k, s in ((3, 2), (5, 1)):
+for k, s in ((3, 2), (5, 1)):  # 6 output columns (channel tiles) and 11 (row kernels)
     x = ms.Tensor(rng.standard_normal((2, 5, 13, 11)).astype(np.float32))
     w = ms.Tensor(rng.standard_normal((5, 1, k, k)).astype(np.float32))
     ref = ops.Conv2D(out_channel=5, kernel_size=k, pad_mode='same', stride=s, group=5)
@@ -90,10 +90,11 @@ for k, s in ((3, 2), (5, 1)):
         np.testing.assert_allclose(g.asnumpy(), r.asnumpy(), rtol=1e-4, atol=1e-4)
 bn = BatchNormAct2d(5, act=True)
 bn.set_train(True)
-a = rng.standard_normal((2, 5, 9, 7)).astype(np.float32)
-y = bn(ms.Tensor(a)).asnumpy()
-z = (a - a.mean((0, 2, 3), keepdims=True)) / np.sqrt(a.var((0, 2, 3), keepdims=True) + 1e-5)
-np.testing.assert_allclose(y, z / (1 + np.exp(-z)), rtol=1e-4, atol=1e-5)
+for plane in ((9, 7), (9, 8)):  # below and above the small-plane threshold of the BN kernels
+    a = rng.standard_normal((2, 5) + plane).astype(np.float32)
+    y = bn(ms.Tensor(a)).asnumpy()
+    z = (a - a.mean((0, 2, 3), keepdims=True)) / np.sqrt(a.var((0, 2, 3), keepdims=True) + 1e-5)
+    np.testing.assert_allclose(y, z / (1 + np.exp(-z)), rtol=1e-4, atol=1e-5)
 print('PORTABLE_OK')
 '''
 
