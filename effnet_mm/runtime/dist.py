@@ -12,12 +12,34 @@ _DEVICE_ALIASES = {'cpu': 'CPU', 'gpu': 'GPU', 'cuda': 'GPU', 'ascend': 'Ascend'
 _initialised = False
 
 
+def refuse_graph_compile_cache() -> None:
+    """Stop if MindSpore's graph compile cache is on (``MS_COMPILER_CACHE_ENABLE``, or the deprecated context flag).
+
+    The cache keys a compiled graph on the Python sources, not on the values a config puts into the graph: measured
+    with MindSpore 2.10, a second run with another number of classes or another constant reused the first run's
+    graph and returned its output shape and values.  effnet_mm builds every model from configs, so a cache hit can
+    silently compute a different model (docs/distributed.md).
+    """
+    value = os.environ.get('MS_COMPILER_CACHE_ENABLE', '').strip()
+    if value not in ('', '0'):
+        raise RuntimeError(f'MS_COMPILER_CACHE_ENABLE={value}: MindSpore\'s graph compile cache reuses graphs compiled '
+                           'for another config (it checks only the Python sources), so results could come from a '
+                           'different model; unset it (docs/distributed.md)')
+    import mindspore as ms
+
+    if ms.get_context('enable_compile_cache'):
+        raise RuntimeError('mindspore.set_context(enable_compile_cache=True): MindSpore\'s graph compile cache reuses '
+                           'graphs compiled for another config; turn it off (docs/distributed.md)')
+
+
 def select_device(device: Optional[str]) -> None:
     """Run on ``device``: ``'CPU'``, ``'GPU'`` or ``'Ascend'`` (also ``cpu``/``cuda``/``npu``), optionally ``':<id>'``.
 
     None keeps MindSpore's default for the installed wheel.  Must happen before :func:`init_dist`: the collective
-    backend (mccl, nccl, hccl) follows the device.
+    backend (mccl, nccl, hccl) follows the device.  Every entry point (runner, tools, ``init_model``) starts here, so
+    this is also where a graph compile cache is refused (:func:`refuse_graph_compile_cache`).
     """
+    refuse_graph_compile_cache()
     if device is None:
         return
     name, _, index = str(device).partition(':')

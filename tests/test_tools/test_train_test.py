@@ -217,3 +217,13 @@ def test_missing_checkpoint_for_test_tool(setup):
     result = _run([TEST, config, 'nope.ckpt'], cwd=base, timeout=300)
     assert result.returncode == 1  # the tools' error status (effnet_mm.runtime.cli)
     assert result.stderr.strip() == "error: checkpoint 'nope.ckpt' does not exist"
+
+
+def test_compile_cache_is_refused_with_one_error_line(setup):
+    base, config = setup
+    result = subprocess.run([sys.executable, TRAIN, str(config), '--work-dir', 'cached'], cwd=base,
+                            env=dict(_env(), MS_COMPILER_CACHE_ENABLE='1'), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith('error: MS_COMPILER_CACHE_ENABLE=1'), result.stderr[-2000:]
+    assert not (base / 'cached').exists()
