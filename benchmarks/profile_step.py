@@ -2,6 +2,7 @@
 
     GLOG_v=3 python benchmarks/profile_step.py --img-size 224 --batch-size 32
     GLOG_v=3 python benchmarks/profile_step.py --config configs/efficientnet/efficientnet-b0_1xb32_demo.py
+    GLOG_v=3 python benchmarks/profile_step.py --img-size 224 --eval     # the evaluation forward instead
 
 The model, optimizer (with its param groups) and gradient clipping come from a config (default: the demo config,
 with 1000 classes unless ``--num-classes``), the step is the runner's compiled train step
@@ -15,6 +16,9 @@ dropout masks drawn on the host); inputs are random.  Three measurements, each t
    step's wall time is framework overhead (dispatch, memory, the host between ops);
 3. **kernels**: effnet_mm's per-kernel timer (``EFFNET_MM_KERNEL_PROFILE``) over the same steps.
 
+With ``--eval`` the same tables are made for the runner's compiled evaluation forward
+(:func:`effnet_mm.engine.train_step.make_eval_step`, model in eval mode) instead of the training step.
+
 Run from a scratch directory if you like: the profiler writes to a temporary folder that is removed afterwards.
 """
 from __future__ import annotations
@@ -27,7 +31,7 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 os.environ.setdefault('GLOG_v', '3')
 os.environ.setdefault('EFFNET_MM_KERNEL_PROFILE', '1')  # before the kernel library is loaded
@@ -77,6 +81,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int, default=32)
     parser.add_argument('--num-classes', type=int, default=None, help='override the head (default: the config)')
     parser.add_argument('--steps', type=int, default=3, help='timed calls per measurement (after a compile call)')
+    parser.add_argument('--eval', action='store_true', help='profile the evaluation forward, not the train step')
     return parser.parse_args(argv)
 
 
@@ -113,17 +118,82 @@ def _op_type_times(output_dir: str) -> Dict[str, float]:
     return times
 
 
-def main(argv: Optional[List[str]] = None) -> None:
-    args = parse_args(argv)
+FORWARD = 'forward (train mode, loss)'
+WHOLE = 'whole step (+ clip + optimizer)'
+EVAL = 'evaluation forward'
+
+
+def _train_phases(cfg, model, host_images, host_labels, steps: int) -> Tuple[Callable, float, Dict]:
+    """The runner's train step as a zero-argument call, its compile time and the timed phases."""
     import mindspore as ms
     import numpy as np
     from mindspore import Tensor
-    from mmengine.config import Config
 
     from effnet_mm.engine.ema import EMAWeights
     from effnet_mm.engine.optim_wrapper import build_optim_wrapper
     from effnet_mm.engine.randomness import StepMasks
     from effnet_mm.engine.train_step import LossCell, TrainStep
+
+    wrapper = build_optim_wrapper(cfg.optim_wrapper.to_dict(), model)
+    train_step = TrainStep(model, wrapper)
+    masks = StepMasks.for_model(model, seed=0)
+    loss_cell = LossCell(model)
+    images, labels = Tensor(host_images), Tensor(host_labels)
+    lr = wrapper.base_lr
+    batch = len(host_images)
+    model.set_train(True)
+
+    def step(iteration=[0]):  # noqa: B006 - the runner's step: host arrays, masks drawn per batch
+        iteration[0] += 1
+        drop_masks, dropout_mask = masks.draw(0, np.arange(batch) + iteration[0] * batch)
+        return train_step(host_images, host_labels, lr, drop_masks, dropout_mask)
+
+    def forward(x, y):
+        return loss_cell(x, y)
+
+    forward = ms.jit(forward)
+    results = {FORWARD: _median_seconds(lambda: forward(images, labels).asnumpy(), steps)}
+    start = time.perf_counter()
+    step()
+    compile_s = time.perf_counter() - start
+    results[WHOLE] = _median_seconds(step, steps)
+    if any(h.get('type') == 'EMAHook' for h in cfg.get('custom_hooks', [])):
+        ema = EMAWeights(model)
+        decay = Tensor(0.99, ms.float32)
+
+        def ema_update(d):
+            return ema(d)
+
+        ema_step = ms.jit(ema_update)
+        results['EMA update (EMAHook, separate graph)'] = _median_seconds(lambda: ema_step(decay), steps)
+    return step, compile_s, results
+
+
+def _eval_phases(model, host_images, steps: int) -> Tuple[Callable, float, Dict]:
+    """The runner's evaluation forward as a zero-argument call, its compile time and its timing."""
+    from mindspore import Tensor
+
+    from effnet_mm.engine.train_step import make_eval_step
+
+    model.set_train(False)
+    forward = make_eval_step(model)
+    images = Tensor(host_images)
+
+    def step():
+        return forward(images).asnumpy()
+
+    start = time.perf_counter()
+    step()
+    compile_s = time.perf_counter() - start
+    return step, compile_s, {EVAL: _median_seconds(step, steps)}
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    import mindspore as ms
+    import numpy as np
+    from mmengine.config import Config
+
     from effnet_mm.ops import kernel_stats, kernels_unavailable_reason, reset_kernel_stats
     from effnet_mm.registry import MODELS
 
@@ -136,51 +206,25 @@ def main(argv: Optional[List[str]] = None) -> None:
     num_classes = model_cfg['head']['num_classes']
     ms.set_seed(0)
     model = MODELS.build(model_cfg)
-    wrapper = build_optim_wrapper(cfg.optim_wrapper.to_dict(), model)
-    train_step = TrainStep(model, wrapper)
-    masks = StepMasks.for_model(model, seed=0)
-    loss_cell = LossCell(model)
     rng = np.random.default_rng(0)
     host_images = rng.integers(0, 256, (args.batch_size, 3, args.img_size, args.img_size), dtype=np.uint8)
     host_labels = rng.integers(0, num_classes, args.batch_size).astype(np.int32)
-    images, labels = Tensor(host_images), Tensor(host_labels)
-    lr = wrapper.base_lr
-    model.set_train(True)
-
-    def step(iteration=[0]):  # noqa: B006 - the runner's step: host arrays, masks drawn per batch
-        iteration[0] += 1
-        drop_masks, dropout_mask = masks.draw(0, np.arange(args.batch_size) + iteration[0] * args.batch_size)
-        return train_step(host_images, host_labels, lr, drop_masks, dropout_mask)
-
-    def forward(x, y):
-        return loss_cell(x, y)
-
-    forward = ms.jit(forward)
-    results = {'forward (train mode, loss)': _median_seconds(lambda: forward(images, labels).asnumpy(), args.steps)}
-    start = time.perf_counter()
-    step()
-    compile_s = time.perf_counter() - start
-    results['whole step (+ clip + optimizer)'] = _median_seconds(step, args.steps)
-    if any(h.get('type') == 'EMAHook' for h in cfg.get('custom_hooks', [])):
-        ema = EMAWeights(model)
-        decay = Tensor(0.99, ms.float32)
-
-        def ema_update(d):
-            return ema(d)
-
-        ema_step = ms.jit(ema_update)
-        results['EMA update (EMAHook, separate graph)'] = _median_seconds(lambda: ema_step(decay), args.steps)
-
+    what = 'evaluation forward' if args.eval else 'whole step'
+    if args.eval:
+        step, compile_s, results = _eval_phases(model, host_images, args.steps)
+    else:
+        step, compile_s, results = _train_phases(cfg, model, host_images, host_labels, args.steps)
     reason = kernels_unavailable_reason()
     print(f'B0-family model of {os.path.relpath(args.config, ROOT)}, {args.img_size}px batch {args.batch_size}, '
           f'{os.cpu_count()} CPUs, kernels {"off: " + reason if reason else "on"}; median of {args.steps} calls')
-    print(f'compile + first call of the whole step: {compile_s:.1f} s')
-    whole = results['whole step (+ clip + optimizer)']
+    print(f'compile + first call of the {what}: {compile_s:.1f} s')
+    whole = results[EVAL if args.eval else WHOLE]
     print(f'\n{"phase":<44} {"ms":>9} {"share":>7}')
     for name, seconds in results.items():
         print(f'{name:<44} {seconds * 1e3:9.1f} {seconds / whole:7.1%}')
-    rest = whole - results['forward (train mode, loss)']
-    print(f'{"  = backward + clip + optimizer + host work":<44} {rest * 1e3:9.1f} {rest / whole:7.1%}')
+    if not args.eval:
+        rest = whole - results[FORWARD]
+        print(f'{"  = backward + clip + optimizer + host work":<44} {rest * 1e3:9.1f} {rest / whole:7.1%}')
 
     from mindspore import Profiler
 
@@ -202,8 +246,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     for op_type, ms_per_step in op_ms.items():
         families[OP_FAMILIES.get(op_type, 'other MindSpore ops')] += ms_per_step
     total_ops = sum(op_ms.values())
-    print(f'\nop families (MindSpore profiler, {args.steps} whole steps; wall {wall_ms:.1f} ms per step while '
-          f'profiling)')
+    print(f'\nop families (MindSpore profiler, {args.steps} calls; wall {wall_ms:.1f} ms per call while profiling)')
     print(f'{"family":<44} {"ms/step":>9} {"share":>7}')
     for name, value in sorted(families.items(), key=lambda kv: -kv[1]):
         print(f'{name:<44} {value:9.1f} {value / wall_ms:7.1%}')

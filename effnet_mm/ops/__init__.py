@@ -1,6 +1,7 @@
 """CPU kernels (MindSpore ``ops.Custom`` AOT, C++/OpenMP) for the layers MindSpore runs slowly on CPU: k x k convs
-(``Conv2dSame``), BatchNorm + SiLU (:class:`BatchNormAct2d`), :class:`SiLU`, the SE :class:`SpatialMean` and
-:class:`SigmoidGate`; see docs/performance.md.
+(``Conv2dSame``), BatchNorm + SiLU (:class:`BatchNormAct2d`), :class:`SiLU`, the SE :class:`SpatialMean` (also the
+neck's global pooling) and :class:`SigmoidGate`, the data preprocessor's :class:`Normalize`; see
+docs/performance.md.
 
 Environment variables:
 
@@ -17,6 +18,7 @@ from .build import KernelBuildError, cache_dir, library_path
 from .conv import conv_op, supported_conv
 from .elementwise import SigmoidGate, SiLU
 from .kernel_cell import ENABLE_ENV, Float32Cell, KernelCell, KernelSwitch, kernels_unavailable_reason
+from .normalize import Normalize
 from .profile import kernel_stats, reset_kernel_stats
 from .spatial_mean import SpatialMean
 from .switch import fast_conv_disabled, kernels_disabled, set_fast_conv, set_kernels
@@ -31,7 +33,7 @@ def fast_conv_unavailable_reason():
 
 __all__ = [
     'BatchNormAct2d', 'ENABLE_ENV', 'Float32Cell', 'FusedBatchNormAct', 'KernelBuildError', 'KernelCell',
-    'KernelSwitch', 'SiLU', 'SigmoidGate', 'SpatialMean', 'cache_dir', 'conv_op', 'fast_conv_disabled',
+    'KernelSwitch', 'Normalize', 'SiLU', 'SigmoidGate', 'SpatialMean', 'cache_dir', 'conv_op', 'fast_conv_disabled',
     'fast_conv_unavailable_reason', 'kernel_stats', 'kernels_disabled', 'kernels_unavailable_reason', 'library_path',
     'reset_kernel_stats', 'set_fast_conv', 'set_kernels', 'supported_conv'
 ]

@@ -21,7 +21,7 @@ from effnet_mm.utils.fileio import atomic_write
 _HERE = Path(__file__).parent
 #: C++ sources compiled together into one library, and the header they all include (part of the hash).
 SOURCES = tuple(_HERE / name for name in ('conv.cc', 'spatial_mean.cc', 'elementwise.cc', 'batchnorm.cc', 'optim.cc',
-                                                 'kernels.cc'))
+                                          'normalize.cc', 'kernels.cc'))
 HEADERS = (_HERE / 'kernels.h', )
 # OpenMP only for `omp simd` (threads come from kernels.h's pool); -fno-math-errno lets GCC vectorise expf (glibc
 # libmvec) in the SiLU kernels.  The -march flag comes from MARCH_ENV.

@@ -23,7 +23,7 @@ namespace effnet {
 enum Status : int {
   kOk = 0,
   kBadArgs = 1,   // wrong number of inputs/outputs or wrong ranks
-  kBadDtype = 2,  // not float32
+  kBadDtype = 2,  // a dtype the kernel does not take (float32; image inputs also uint8)
   kBadShape = 3,  // shapes that do not fit together
 };
 

@@ -17,7 +17,7 @@ def _switchable(model: nn.Cell) -> Iterator[nn.Cell]:
 
 def set_kernels(model: nn.Cell, enabled: bool) -> int:
     """Switch every kernel layer of ``model`` (k x k ``Conv2dSame``, ``BatchNormAct2d``, ``SiLU``, ``SpatialMean``,
-    ``SigmoidGate``) to the CPU kernels (``True``) or to MindSpore's own ops (``False``).
+    ``SigmoidGate``, ``Normalize``) to the CPU kernels (``True``) or to MindSpore's own ops (``False``).
 
     Parameters, their names and the outputs stay the same, so this can be done at any time, e.g. before
     ``ms.export(..., file_format='MINDIR')`` or ``ms.onnx.export`` (which cannot carry custom AOT ops).  Already

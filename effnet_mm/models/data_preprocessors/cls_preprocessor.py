@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-import mindspore as ms
-import numpy as np
-from mindspore import Tensor, nn, ops
+from mindspore import nn
 
+from effnet_mm.ops import Normalize
 from effnet_mm.registry import MODELS
 
 
@@ -42,19 +41,11 @@ class ClsDataPreprocessor(nn.Cell):
         if self.std_values is not None and min(self.std_values) <= 0:
             raise ValueError(f'ClsDataPreprocessor: std must be positive, got {list(self.std_values)}')
         self.to_rgb = bool(to_rgb)
-        self.mean = None if mean is None else Tensor(np.array(self.mean_values, np.float32).reshape(1, 3, 1, 1))
-        self.std = None if std is None else Tensor(np.array(self.std_values, np.float32).reshape(1, 3, 1, 1))
-        self.reverse_channels = ops.ReverseV2(axis=[1])
+        # One pass on a CPU kernel (MindSpore ops elsewhere); set_kernels / kernels_disabled switch it with the model.
+        self.normalize = Normalize(self.mean_values, self.std_values, flip_channels=self.to_rgb)
 
     def construct(self, inputs):
-        x = inputs.astype(ms.float32)
-        if self.to_rgb:
-            x = self.reverse_channels(x)
-        if self.mean is not None:
-            x = x - self.mean
-        if self.std is not None:
-            x = x / self.std
-        return x
+        return self.normalize(inputs)
 
     def extend_repr(self) -> str:
         return f'mean={self.mean_values}, std={self.std_values}, to_rgb={self.to_rgb}'
