@@ -61,7 +61,8 @@ def warn_fallback_once(reason: str, layer: str) -> None:
         return
     _warned.add(reason)
     warnings.warn(f'effnet_mm: CPU kernels unavailable ({reason}); {layer} and the other kernel layers (k x k convs, '
-                  f'BatchNorm + SiLU, SiLU, SE mean and gate) use MindSpore ops, which are much slower on CPU',
+                  f'BatchNorm + SiLU, SiLU, SE mean and gate, input normalisation) use MindSpore ops, which are much '
+                  f'slower on CPU',
                   RuntimeWarning, stacklevel=4)
 
 
