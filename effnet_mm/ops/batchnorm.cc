@@ -95,7 +95,6 @@ constexpr int64_t kSmallPlane = 64;
 // Values per work item of the small-plane kernels.
 constexpr int64_t kSmallBlock = 4096;
 
-
 // Per-channel constants repeated for each of a sample's C * size values (small planes: at most C * 63 floats each).
 struct Repeated {
   std::vector<float> scale, shift, mean;
