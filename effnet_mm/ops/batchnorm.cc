@@ -6,17 +6,10 @@
 // oneDNN's NCHW batch norm (`ncsp_bnorm`) plus separate Sigmoid/Mul passes, or an autodiff composition of an affine
 // kernel and a statistics kernel, each cost several more passes over the activations and an AddN per layer.
 // Per-channel sums are owned by one work item each and accumulated in double in a fixed order: deterministic.
-#include <math.h>
-
 #include <algorithm>
 #include <vector>
 
 #include "kernels.h"
-
-#if defined(__x86_64__) && defined(__GLIBC__)
-// See elementwise.cc: vectorises expf through libmvec without -ffast-math.
-extern "C" float expf(float) __attribute__((__simd__("notinbranch")));
-#endif
 
 namespace {
 
@@ -26,6 +19,8 @@ using effnet::kBadDtype;
 using effnet::kBadShape;
 using effnet::kOk;
 using effnet::threads_for;
+using Channel = effnet::BnChannel;
+constexpr auto channel = effnet::bn_channel;
 
 // x must be (N, C, H, W).
 bool nchw(const int *ndims, int64_t **shapes, int idx, int64_t *n, int64_t *c, int64_t *size) {
@@ -36,22 +31,8 @@ bool nchw(const int *ndims, int64_t **shapes, int idx, int64_t *n, int64_t *c, i
   return true;
 }
 
-bool is_vec(const int *ndims, int64_t **shapes, int idx, int64_t c) { return ndims[idx] == 1 && shapes[idx][0] == c; }
-
 bool is_pair(const int *ndims, int64_t **shapes, int idx, int64_t c) {
   return ndims[idx] == 2 && shapes[idx][0] == 2 && shapes[idx][1] == c;
-}
-
-// Per-channel constants of y = act(x * scale + shift): scale = gamma * rstd, shift = beta - mean * scale.
-struct Channel {
-  float mean, rstd, scale, shift;
-};
-
-inline Channel channel(const float *gamma, const float *beta, const float *stats, float eps, int64_t c, int64_t ch) {
-  const double rstd = 1.0 / sqrt(static_cast<double>(stats[c + ch]) + static_cast<double>(eps));
-  const double scale = static_cast<double>(gamma[ch]) * rstd;
-  return {stats[ch], static_cast<float>(rstd), static_cast<float>(scale),
-          static_cast<float>(static_cast<double>(beta[ch]) - static_cast<double>(stats[ch]) * scale)};
 }
 
 // dz = dy * act'(z) for z = x * a + b.
@@ -75,15 +56,15 @@ int parse(int nparam, void **params, int *ndims, int64_t **shapes, const char **
           BnArgs *a) {
   if (nparam != expected) return kBadArgs;
   if (!all_float32(nparam, dtypes)) return kBadDtype;
-  if (!nchw(ndims, shapes, first, &a->n, &a->c, &a->size) || !is_vec(ndims, shapes, first + 1, a->c) ||
-      !is_vec(ndims, shapes, first + 2, a->c) || !is_pair(ndims, shapes, first + 3, a->c) ||
-      !is_vec(ndims, shapes, first + 4, 1))
+  effnet::BnParams bn;
+  if (!nchw(ndims, shapes, first, &a->n, &a->c, &a->size) || !effnet::parse_bn_params(params, ndims, shapes, first + 1,
+                                                                                      a->c, &bn))
     return kBadShape;
   a->x = static_cast<const float *>(params[first]);
-  a->gamma = static_cast<const float *>(params[first + 1]);
-  a->beta = static_cast<const float *>(params[first + 2]);
-  a->stats = static_cast<const float *>(params[first + 3]);
-  a->eps = *static_cast<const float *>(params[first + 4]);
+  a->gamma = bn.gamma;
+  a->beta = bn.beta;
+  a->stats = bn.stats;
+  a->eps = bn.eps;
   return kOk;
 }
 

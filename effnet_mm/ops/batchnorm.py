@@ -8,6 +8,7 @@ batch-norm gradient through the batch statistics, with the activation's derivati
 from __future__ import annotations
 
 import functools
+from typing import Callable
 
 import mindspore as ms
 from mindspore import Tensor, nn, ops
@@ -21,6 +22,26 @@ def bn_stats_op() -> ops.Custom:
     return aot_op('effnet_bn_stats', out_shape=lambda x: (2, x[1]), out_dtype=like(0))
 
 
+def _bn_kernel_name(silu: bool) -> str:
+    return 'effnet_bn_act_silu' if silu else 'effnet_bn_act'
+
+
+@functools.cache
+def bn_act_grad(silu: bool, batch_stats: bool) -> Callable:
+    """``(x, gamma, beta, stats, eps, dy) -> (dx, d gamma, d beta, 0, 0)``: the backward of :func:`bn_act_op`."""
+    name = _bn_kernel_name(silu)
+    grad_params = aot_op(f'{name}_grad_params', out_shape=lambda dy, x, g, b, s, e: (2, g[0]), out_dtype=like(1))
+    grad_x = aot_op(f'{name}_grad_x_batch' if batch_stats else f'{name}_grad_x', out_shape=like(1),
+                    out_dtype=like(1))
+
+    def grads(x, gamma, beta, stats, eps, dy):
+        sums = grad_params(dy, x, gamma, beta, stats, eps)  # [d gamma, d beta]
+        dx = grad_x(dy, x, gamma, beta, stats, eps, sums) if batch_stats else grad_x(dy, x, gamma, beta, stats, eps)
+        return dx, sums[0], sums[1], ops.zeros_like(stats), ops.zeros_like(eps)
+
+    return grads
+
+
 @functools.cache
 def bn_act_op(silu: bool, batch_stats: bool) -> ops.Custom:
     """``(x, gamma, beta, stats, eps) -> act(gamma * (x - mean) / sqrt(var + eps) + beta)`` with its ``bprop``.
@@ -29,18 +50,12 @@ def bn_act_op(silu: bool, batch_stats: bool) -> ops.Custom:
     those of ``x`` itself and the backward differentiates through them (the caller passes them through
     ``stop_gradient``: their gradient is part of ``dx`` here); otherwise they are constants (moving statistics).
     """
-    name = 'effnet_bn_act_silu' if silu else 'effnet_bn_act'
-    grad_params = aot_op(f'{name}_grad_params', out_shape=lambda dy, x, g, b, s, e: (2, g[0]), out_dtype=like(1))
-    grad_x = aot_op(f'{name}_grad_x_batch' if batch_stats else f'{name}_grad_x', out_shape=like(1),
-                    out_dtype=like(1))
+    grads = bn_act_grad(silu, batch_stats)
 
     def bprop(x, gamma, beta, stats, eps, out, dout):
-        sums = grad_params(dout, x, gamma, beta, stats, eps)  # [d gamma, d beta]
-        dx = grad_x(dout, x, gamma, beta, stats, eps, sums) if batch_stats else grad_x(dout, x, gamma, beta, stats,
-                                                                                          eps)
-        return dx, sums[0], sums[1], ops.zeros_like(stats), ops.zeros_like(eps)
+        return grads(x, gamma, beta, stats, eps, dout)
 
-    return aot_op(name, out_shape=like(0), out_dtype=like(0), bprop=bprop)
+    return aot_op(_bn_kernel_name(silu), out_shape=like(0), out_dtype=like(0), bprop=bprop)
 
 
 class _BatchStatsKernel(Float32Cell):

@@ -51,6 +51,38 @@ def _out_dim(size: int, kernel_size: int, stride: int, padding: str) -> int:
     return (size + 2 * (kernel_size // 2) - kernel_size) // stride + 1
 
 
+def _kernel_name(kind: str, stride: int, padding: str) -> str:
+    """The name pattern of a family's kernels (``{}`` stands for fwd / bwd_x / bwd_w), after checking the arguments."""
+    if kind not in KINDS or stride not in STRIDES or padding not in PADDINGS:
+        raise ValueError(f'conv_op: unsupported kind={kind!r} / stride={stride} / padding={padding!r}')
+    return f'{_FUNC_PREFIX[kind]}_{{}}_s{stride}{"_sym" if padding == "symmetric" else ""}'
+
+
+def conv_out_shape(stride: int, padding: str) -> Callable:
+    """``(x_shape, w_shape) -> y_shape`` of a k x k conv of that stride and padding (the ``out_shape`` of its op)."""
+
+    def out_shape(x_shape, w_shape, *_):
+        k = w_shape[2]
+        return (x_shape[0], w_shape[0], _out_dim(x_shape[2], k, stride, padding),
+                _out_dim(x_shape[3], k, stride, padding))
+
+    return out_shape
+
+
+@functools.cache
+def conv_grad(kind: str, stride: int, padding: str = 'same') -> Callable:
+    """``(x, w, dy) -> (dx, dw)``: the backward of :func:`conv_op` on its kernels."""
+    name = _kernel_name(kind, stride, padding)
+    # The backward kernels take one extra input only for the shape of their output.
+    grad_x = aot_op(name.format('bwd_x'), out_shape=like(2), out_dtype=like(2))
+    grad_w = aot_op(name.format('bwd_w'), out_shape=like(2), out_dtype=like(2))
+
+    def grads(x, w, dy):
+        return grad_x(dy, w, x), grad_w(dy, x, w)
+
+    return grads
+
+
 @functools.cache
 def conv_op(kind: str, stride: int, padding: str = 'same') -> Callable:
     """The forward primitive ``(x, w) -> y`` of a kernel family, stride and padding, with its ``bprop``.
@@ -58,22 +90,13 @@ def conv_op(kind: str, stride: int, padding: str = 'same') -> Callable:
     Primitives are shared by every layer of the same kind, stride and padding.  The caller must have checked
     :func:`effnet_mm.ops.kernels_unavailable_reason` first.
     """
-    if kind not in KINDS or stride not in STRIDES or padding not in PADDINGS:
-        raise ValueError(f'conv_op: unsupported kind={kind!r} / stride={stride} / padding={padding!r}')
-    name = f'{_FUNC_PREFIX[kind]}_{{}}_s{stride}{"_sym" if padding == "symmetric" else ""}'
-    # The backward kernels take one extra input only for the shape of their output.
-    grad_x = aot_op(name.format('bwd_x'), out_shape=like(2), out_dtype=like(2))
-    grad_w = aot_op(name.format('bwd_w'), out_shape=like(2), out_dtype=like(2))
+    name = _kernel_name(kind, stride, padding)
+    grads = conv_grad(kind, stride, padding)
 
     def bprop(x, w, out, dout):
-        return grad_x(dout, w, x), grad_w(dout, x, w)
+        return grads(x, w, dout)
 
-    def out_shape(x_shape, w_shape):
-        k = w_shape[2]
-        return (x_shape[0], w_shape[0], _out_dim(x_shape[2], k, stride, padding),
-                _out_dim(x_shape[3], k, stride, padding))
-
-    return aot_op(name.format('fwd'), out_shape=out_shape, out_dtype=like(0), bprop=bprop)
+    return aot_op(name.format('fwd'), out_shape=conv_out_shape(stride, padding), out_dtype=like(0), bprop=bprop)
 
 
 class Float32Conv(Float32Cell):

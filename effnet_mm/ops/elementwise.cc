@@ -4,15 +4,7 @@
 // ReduceSum over (H, W); each of these is one streaming pass here.  MindSpore's CPU Sigmoid is also a low-precision
 // approximation (~8e-7 abs error), which dominated the converted-TF logits error; the SE gate computes it here.
 // Conventions: kernels.h.
-#include <math.h>
-
-#include "kernels.h"
-
-// glibc only declares its vector expf variants (libmvec) under -ffast-math, which would also let GCC reassociate the
-// reductions of the other kernels; declaring the SIMD variant here vectorises expf alone (libmvec: <= 4 ulp).
-#if defined(__x86_64__) && defined(__GLIBC__)
-extern "C" float expf(float) __attribute__((__simd__("notinbranch")));
-#endif
+#include "kernels.h"  // also declares the vector expf (libmvec)
 
 namespace {
 

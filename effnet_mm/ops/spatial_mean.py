@@ -13,9 +13,15 @@ from .kernel_cell import KernelCell, aot_op, like
 
 
 @functools.cache
+def spatial_mean_grad() -> ops.Custom:
+    """``(dy, x) -> dx``: the gradient of the mean, ``dy / (H * W)`` broadcast to the shape of ``x``."""
+    return aot_op('effnet_spatial_mean_grad', out_shape=like(1), out_dtype=like(1))
+
+
+@functools.cache
 def spatial_mean_op() -> ops.Custom:
-    """The mean primitive with its ``bprop`` (the gradient is ``dy / (H * W)`` broadcast)."""
-    grad = aot_op('effnet_spatial_mean_grad', out_shape=like(1), out_dtype=like(1))
+    """The mean primitive with its ``bprop``."""
+    grad = spatial_mean_grad()
 
     def bprop(x, out, dout):
         return (grad(dout, x), )

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.skipif(kernels_unavailable_reason() is not None,
 
 # (kind, N, C_in, C_out, H, W, k, stride): every k/stride of B0-B8 on even, odd and non-square planes, including
 # the small 7/8 px maps of the last stages and sizes whose SAME padding is asymmetric; 4 and 2 take the generic
-# (non-specialised) C++ loops.  Depthwise outputs of at most 8 columns run on the channel-tile kernels, wider ones on
-# the row kernels.
+# (non-specialised) C++ loops.  Depthwise outputs of at most 8 columns run on the channel-tile kernels (the weight
+# gradient up to 20 columns), wider ones on the row kernels.
 CASES = [
     ('depthwise', 2, 8, 8, 14, 14, 3, 1),
     ('depthwise', 2, 8, 8, 7, 7, 3, 1),

@@ -4,6 +4,8 @@ from typing import Mapping, Optional
 
 from mindspore import nn
 
+from effnet_mm.ops import BatchNormAct2d
+from effnet_mm.ops.depthwise_stage import DepthwiseStage
 from effnet_mm.registry import MODELS
 
 from ..layers import ConvBNAct, DropPath, SqueezeExcitation
@@ -17,6 +19,10 @@ class MBConv(nn.Cell):
     ``se`` → ``linear_conv`` (1x1 projection, BN, no activation) → drop-connect + identity skip when the block keeps
     its shape (stride 1 and ``in_channels == out_channels``).  With ``expand_ratio == 1`` this is TF's
     depthwise-separable first-stage block.
+
+    In eval mode with the CPU kernels, the expansion BN + SiLU, the depthwise conv, its BN + SiLU and the SE's mean run
+    as one kernel (:class:`~effnet_mm.ops.depthwise_stage.DepthwiseStage`, ``inference_stage``) on the same
+    parameters; the result is that of the separate layers to float32 rounding.
 
     Example config::
 
@@ -62,19 +68,52 @@ class MBConv(nn.Cell):
         self.drop_path = DropPath(drop_path_rate) if self.has_skip and drop_path_rate > 0 else None
         #: Row of this block in the backbone's ``drop_masks`` (set by :class:`EfficientNet`).
         self.drop_path_index = 0
+        self.inference_stage = None
+        dw_conv = self.depthwise_conv.conv
+        if dw_conv.kernel_kind == 'depthwise' and self._silu_bn(self.depthwise_conv.bn):
+            pre_eps = self.expand_conv.bn.eps if self.expand_conv is not None else 1e-3
+            self.inference_stage = DepthwiseStage(stride, dw_conv.kernel_padding, self.expand_conv is not None,
+                                                  self.depthwise_conv.bn.eps, pre_eps)
 
     def construct(self, x, drop_masks=None):
         """``drop_masks``: optional ``(num_drop_path_blocks, N)`` per-sample drop-path factors of the backbone."""
-        out = x
-        if self.expand_conv is not None:
-            out = self.expand_conv(out)
-        out = self.depthwise_conv(out)
-        if self.se is not None:
-            out = self.se(out)
+        if self._inference_stage_applies():
+            out = self._fused_stage(x)
+        else:
+            out = x
+            if self.expand_conv is not None:
+                out = self.expand_conv(out)
+            out = self.depthwise_conv(out)
+            if self.se is not None:
+                out = self.se(out)
         out = self.linear_conv(out)
         if self.has_skip:
             if self.drop_path is not None:
                 keep = None if drop_masks is None else drop_masks[self.drop_path_index]
                 out = self.drop_path(out, keep)
             out = out + x
+        return out
+
+    @staticmethod
+    def _silu_bn(bn) -> bool:
+        """A BatchNorm + SiLU on kernels that uses its moving statistics outside training."""
+        return isinstance(bn, BatchNormAct2d) and bn.silu and bn.use_kernel and bn.use_batch_statistics is not True
+
+    def _inference_stage_applies(self) -> bool:
+        # Compile-time constants under jit.  Checked at every call: AMP may wrap the BN layers, set_kernels may switch.
+        return (not self.training and self.inference_stage is not None and self.inference_stage.use_kernel
+                and self.depthwise_conv.conv.use_kernel and self._silu_bn(self.depthwise_conv.bn)
+                and (self.expand_conv is None or self._silu_bn(self.expand_conv.bn)))
+
+    def _fused_stage(self, x):
+        conv, bn = self.depthwise_conv.conv, self.depthwise_conv.bn
+        if self.expand_conv is None:
+            out, pooled = self.inference_stage(x, conv.weight, bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance)
+        else:
+            pre = self.expand_conv.bn
+            out, pooled = self.inference_stage(self.expand_conv.conv(x), conv.weight, bn.gamma, bn.beta,
+                                               bn.moving_mean, bn.moving_variance, pre.gamma, pre.beta,
+                                               pre.moving_mean, pre.moving_variance)
+        if self.se is not None:
+            out = self.se.excite(out, pooled)
         return out

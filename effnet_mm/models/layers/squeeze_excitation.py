@@ -35,6 +35,9 @@ class SqueezeExcitation(nn.Cell):
         self.gate = SigmoidGate()
 
     def construct(self, x):
-        s = self.squeeze(x)
-        s = self.conv2(self.act(self.conv1(s)))
+        return self.excite(x, self.squeeze(x))
+
+    def excite(self, x, squeezed):
+        """The gate from an already computed squeeze ``mean(x, (2, 3))`` (the fused inference stage computes it)."""
+        s = self.conv2(self.act(self.conv1(squeezed)))
         return self.gate(x, s)
