@@ -15,6 +15,11 @@ from mindspore import Tensor, nn, ops
 
 from .kernel_cell import Float32Cell, KernelSwitch, aot_op, like
 
+#: Splits a ``(2, C)`` pair into its rows.  One primitive, where ``t[0]``/``t[1]`` each expand into MindSpore's
+#: integer-indexing meta graph: for B0's 49 BN layers, forward and backward, that indexing cost ~2 s of the train
+#: step's graph compile (benchmarks/bench_compile.py).
+_unstack = ops.Unstack(axis=0)
+
 
 @functools.cache
 def bn_stats_op() -> ops.Custom:
@@ -37,7 +42,8 @@ def bn_act_grad(silu: bool, batch_stats: bool) -> Callable:
     def grads(x, gamma, beta, stats, eps, dy):
         sums = grad_params(dy, x, gamma, beta, stats, eps)  # [d gamma, d beta]
         dx = grad_x(dy, x, gamma, beta, stats, eps, sums) if batch_stats else grad_x(dy, x, gamma, beta, stats, eps)
-        return dx, sums[0], sums[1], ops.zeros_like(stats), ops.zeros_like(eps)
+        d_gamma, d_beta = _unstack(sums)
+        return dx, d_gamma, d_beta, ops.zeros_like(stats), ops.zeros_like(eps)
 
     return grads
 
@@ -135,8 +141,9 @@ class BatchNormAct2d(KernelSwitch, nn.BatchNorm2d):
         # possible (PyNative), so code that swaps ``bn_train`` (e.g. BN calibration with momentum 1) keeps working.
         weight = getattr(self.bn_train, 'momentum', self.momentum)
         count = x.shape[0] * x.shape[2] * x.shape[3]
-        variance = stats[1] * (count / max(count - 1, 1))
-        mean = self.moving_mean * (1.0 - weight) + stats[0] * weight
+        batch_mean, batch_variance = _unstack(stats)
+        variance = batch_variance * (count / max(count - 1, 1))
+        mean = self.moving_mean * (1.0 - weight) + batch_mean * weight
         variance = self.moving_variance * (1.0 - weight) + variance * weight
         y = ops.depend(y, ops.assign(self.moving_mean, mean))
         return ops.depend(y, ops.assign(self.moving_variance, variance))
