@@ -7,6 +7,7 @@ and, unless the user switched the kernels off, one warning names the reason and 
 """
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
 import warnings
@@ -21,6 +22,8 @@ from .build import KernelBuildError, library_path
 ENABLE_ENV = 'EFFNET_MM_KERNELS'
 #: The variable's name before the kernels covered more than convolutions; still honoured.
 DEPRECATED_ENABLE_ENV = 'EFFNET_MM_FAST_CONV'
+#: Threads per kernel (default: ``OMP_NUM_THREADS`` as the process started with, else every core).
+THREADS_ENV = 'EFFNET_MM_NUM_THREADS'
 _OFF = ('0', 'false', 'off', 'no')
 
 
@@ -66,9 +69,31 @@ def warn_fallback_once(reason: str, layer: str) -> None:
                   RuntimeWarning, stacklevel=4)
 
 
+def kernel_threads() -> int:
+    """Threads per kernel: ``EFFNET_MM_NUM_THREADS``, else ``OMP_NUM_THREADS``, else every core this process may use.
+
+    Read from ``os.environ``, the environment the process started with: importing MindSpore sets
+    ``OMP_NUM_THREADS=1`` in the C environment (not in ``os.environ``), which the library would otherwise read.
+    """
+    for name in (THREADS_ENV, 'OMP_NUM_THREADS'):
+        value = os.environ.get(name, '').strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+
+
+@functools.cache
+def _configured_library() -> str:
+    # Once per process, before any kernel runs (the thread pool starts with the first kernel call).  dlopen of the
+    # same path returns the handle MindSpore uses.
+    path = str(library_path())
+    ctypes.CDLL(path).effnet_set_kernel_threads(ctypes.c_int(kernel_threads()))
+    return path
+
+
 def aot_op(func: str, out_shape: Callable, out_dtype: Callable, bprop: Optional[Callable] = None) -> ops.Custom:
     """The ``ops.Custom`` AOT primitive of kernel ``func`` of the compiled library (see kernels.h)."""
-    return ops.Custom(f'{library_path()}:{func}', out_shape=out_shape, out_dtype=out_dtype, func_type='aot',
+    return ops.Custom(f'{_configured_library()}:{func}', out_shape=out_shape, out_dtype=out_dtype, func_type='aot',
                       bprop=bprop)
 
 

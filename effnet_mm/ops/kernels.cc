@@ -30,3 +30,9 @@ extern "C" void effnet_kernel_stats_reset() {
     effnet::kernel_stat_table()[i].nanoseconds.store(0);
   }
 }
+
+// Threads per kernel (see kernel_threads); effective only before the first kernel call starts the thread pool.
+extern "C" void effnet_set_kernel_threads(int threads) { effnet::kernel_threads_setting().store(threads); }
+
+// The threads per kernel in effect (fixed by the first kernel call).
+extern "C" int effnet_kernel_threads() { return effnet::kernel_threads(); }

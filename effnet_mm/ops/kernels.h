@@ -96,9 +96,17 @@ inline float plane_mean(const float *p, int64_t size) {
   return size > 0 ? static_cast<float>(total * (1.0 / static_cast<double>(size))) : 0.0f;
 }
 
-// Threads per kernel: $EFFNET_MM_NUM_THREADS, else $OMP_NUM_THREADS, else every core the process may run on.
+// Threads per kernel as set by the Python side (effnet_set_kernel_threads, from the user's environment as Python saw
+// it at startup: MindSpore sets OMP_NUM_THREADS=1 in the C environment when it is imported), else
+// $EFFNET_MM_NUM_THREADS, else $OMP_NUM_THREADS, else every core.  Read when the thread pool starts (first kernel).
+inline std::atomic<int> &kernel_threads_setting() {
+  static std::atomic<int> n{0};
+  return n;
+}
+
 inline int kernel_threads() {
   static const int n = [] {
+    if (kernel_threads_setting().load() > 0) return kernel_threads_setting().load();
     for (const char *name : {"EFFNET_MM_NUM_THREADS", "OMP_NUM_THREADS"}) {
       const char *value = std::getenv(name);
       if (value != nullptr && std::atoi(value) > 0) return std::atoi(value);

@@ -116,3 +116,28 @@ def test_kernels_built_for_older_cpus_are_correct(tmp_path, march):
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path,
                           timeout=600, check=False)
     assert 'PORTABLE_OK' in proc.stdout, proc.stderr[-3000:]
+
+
+_THREADS_CHECK = '''
+import ctypes, os
+import mindspore as ms, numpy as np
+from effnet_mm.ops import SiLU, library_path
+SiLU()(ms.Tensor(np.ones((4, 4), np.float32))).asnumpy()
+print('THREADS', ctypes.CDLL(str(library_path())).effnet_kernel_threads(), len(os.sched_getaffinity(0)))
+'''
+
+
+@pytest.mark.skipif(not hasattr(os, 'sched_getaffinity'), reason='needs os.sched_getaffinity')
+@pytest.mark.parametrize('env, expected', [({}, None), ({'OMP_NUM_THREADS': '1'}, 1),
+                                           ({'EFFNET_MM_NUM_THREADS': '3', 'OMP_NUM_THREADS': '1'}, 3)])
+def test_kernel_threads_follow_the_environment_the_process_started_with(env, expected):
+    """Importing MindSpore sets OMP_NUM_THREADS=1 in the C environment; the kernels must still use every core by
+    default (they ran on one thread when the library read that variable itself)."""
+    import subprocess
+    import sys
+    clean = {k: v for k, v in os.environ.items() if k not in ('OMP_NUM_THREADS', 'EFFNET_MM_NUM_THREADS')}
+    out = subprocess.run([sys.executable, '-c', _THREADS_CHECK], env={**clean, **env, 'GLOG_v': '3'},
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    used, cores = map(int, out.stdout.split('THREADS')[1].split())
+    assert used == (cores if expected is None else expected)
