@@ -7,7 +7,8 @@ Environment variables:
 
 * ``EFFNET_MM_KERNELS=0`` — never use the kernels (MindSpore's ops everywhere; old name ``EFFNET_MM_FAST_CONV``);
 * ``EFFNET_MM_KERNEL_CACHE=<dir>`` — where the compiled library is cached;
-* ``EFFNET_MM_NUM_THREADS=<n>`` — threads per kernel (default ``OMP_NUM_THREADS``, else every core);
+* ``EFFNET_MM_NUM_THREADS=<n>`` — threads per kernel (default ``OMP_NUM_THREADS`` as the process started with,
+  else every core);
 * ``EFFNET_MM_KERNEL_PROFILE=1`` — time every kernel call (read with :func:`kernel_stats`);
 * ``CXX`` — compiler (default ``g++``); ``MS_CUSTOM_AOT_WHITE_LIST`` is respected.
 """
