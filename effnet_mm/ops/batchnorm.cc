@@ -186,11 +186,12 @@ int bn_act(int nparam, void **params, int *ndims, int64_t **shapes, const char *
         const int64_t base = item / items * per_sample + off;
         const float *src = a.x + base, *scale = r.scale.data() + off, *shift = r.shift.data() + off;
         float *dst = y + base;
-#pragma omp simd
-        for (int64_t i = 0; i < len; ++i) {
-          const float z = src[i] * scale[i] + shift[i];
-          dst[i] = kSilu ? z / (1.0f + expf(-z)) : z;
+        if (kSilu) {
+          effnet::silu_span(src, len, scale, shift, dst);
+          continue;
         }
+#pragma omp simd
+        for (int64_t i = 0; i < len; ++i) dst[i] = src[i] * scale[i] + shift[i];
       }
     });
     return kOk;
@@ -201,11 +202,12 @@ int bn_act(int nparam, void **params, int *ndims, int64_t **shapes, const char *
       const Channel k = channel(a.gamma, a.beta, a.stats, a.eps, a.c, p % a.c);
       const float *src = a.x + p * a.size;
       float *dst = y + p * a.size;
-#pragma omp simd
-      for (int64_t i = 0; i < a.size; ++i) {
-        const float z = src[i] * k.scale + k.shift;
-        dst[i] = kSilu ? z / (1.0f + expf(-z)) : z;
+      if (kSilu) {
+        effnet::silu_span(src, a.size, k.scale, k.shift, dst);
+        continue;
       }
+#pragma omp simd
+      for (int64_t i = 0; i < a.size; ++i) dst[i] = src[i] * k.scale + k.shift;
     }
   });
   return kOk;

@@ -688,15 +688,6 @@ int dw_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const char
 // (BN + SiLU of x, BN + SiLU of y, the mean).  The per-channel constants, the conv and the mean are those of the
 // separate kernels (effnet::bn_channel, the plane/tile kernels above, effnet::plane_mean).
 
-// dst = silu(src * a + b) over `size` values (one contiguous loop: the vector expf needs long runs).
-void bn_silu(const float *src, int64_t size, float a, float b, float *dst) {
-#pragma omp simd
-  for (int64_t i = 0; i < size; ++i) {
-    const float z = src[i] * a + b;
-    dst[i] = z / (1.0f + expf(-z));
-  }
-}
-
 thread_local std::vector<float> t_act;
 
 // scale and shift of every channel of a BatchNorm.
@@ -743,7 +734,7 @@ int dw_bn_silu_eval(int nparam, void **params, int *ndims, int64_t **shapes, con
       const float *src = x + first * in_sz;
       if (kPre) {
         float *act = scratch(t_act, nc * in_sz);
-        for (int64_t l = 0; l < nc; ++l) bn_silu(src + l * in_sz, in_sz, a1[c0 + l], b1[c0 + l], act + l * in_sz);
+        for (int64_t l = 0; l < nc; ++l) effnet::silu_span(src + l * in_sz, in_sz, a1[c0 + l], b1[c0 + l], act + l * in_sz);
         src = act;
       }
       pack_tile(src, in_sz, nc, g, tile);
@@ -751,7 +742,7 @@ int dw_bn_silu_eval(int nparam, void **params, int *ndims, int64_t **shapes, con
       scatter_lanes(out, out_sz, nc, out_sz, y + first * out_sz);
       for (int64_t l = 0; l < nc; ++l) {
         float *yp = y + (first + l) * out_sz;
-        bn_silu(yp, out_sz, a2[c0 + l], b2[c0 + l], yp);
+        effnet::silu_span(yp, out_sz, a2[c0 + l], b2[c0 + l], yp);
         pooled[first + l] = effnet::plane_mean(yp, out_sz);
       }
     });
@@ -766,14 +757,14 @@ int dw_bn_silu_eval(int nparam, void **params, int *ndims, int64_t **shapes, con
       const float *src = x + i * in_sz;
       if (kPre) {
         float *act = scratch(t_act, in_sz);
-        bn_silu(src, in_sz, a1[ch], b1[ch], act);
+        effnet::silu_span(src, in_sz, a1[ch], b1[ch], act);
         src = act;
       }
       pack(src, g, buf);
       float *yp = y + i * out_sz;
       std::memset(yp, 0, sizeof(float) * out_sz);
       kern.fwd(buf, w + ch * k * k, g, yp);
-      bn_silu(yp, out_sz, a2[ch], b2[ch], yp);
+      effnet::silu_span(yp, out_sz, a2[ch], b2[ch], yp);
       pooled[i] = effnet::plane_mean(yp, out_sz);
     }
   });

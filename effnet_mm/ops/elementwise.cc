@@ -107,8 +107,7 @@ int silu(int nparam, void **params, int *ndims, int64_t **shapes, const char **d
   effnet::parallel_for(blocks, 1, threads_for(2 * n), [&](int64_t begin, int64_t end) {
     for (int64_t b = begin * kBlock; b < end * kBlock && b < n; b += kBlock) {
       const int64_t e = b + kBlock < n ? b + kBlock : n;
-#pragma omp simd
-      for (int64_t i = b; i < e; ++i) y[i] = x[i] / (1.0f + expf(-x[i]));
+      effnet::silu_span(x + b, e - b, 1.0f, 0.0f, y + b);
     }
   });
   return kOk;

