@@ -734,7 +734,8 @@ int dw_bn_silu_eval(int nparam, void **params, int *ndims, int64_t **shapes, con
       const float *src = x + first * in_sz;
       if (kPre) {
         float *act = scratch(t_act, nc * in_sz);
-        for (int64_t l = 0; l < nc; ++l) effnet::silu_span(src + l * in_sz, in_sz, a1[c0 + l], b1[c0 + l], act + l * in_sz);
+        for (int64_t l = 0; l < nc; ++l)
+          effnet::silu_span(src + l * in_sz, in_sz, a1[c0 + l], b1[c0 + l], act + l * in_sz);
         src = act;
       }
       pack_tile(src, in_sz, nc, g, tile);

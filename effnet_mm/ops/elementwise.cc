@@ -31,7 +31,7 @@ bool channel_shapes(const int *ndims, int64_t **shapes, int x_idx, int g_idx, in
 // Float32 sigmoid to ~2 ulp: always exp of a non-positive argument (no overflow), and for x < 0 the form e / (1 + e)
 // keeps the *relative* error small in the far negative tail, where 1 / (1 + exp(-x)) would round through a huge
 // exp.  Called once per (N, C) plane outside any `omp simd` loop, so it uses glibc's scalar expf (< 1 ulp), not the
-// 4-ulp libmvec variant the SiLU loops vectorise with.
+// vector exp of the SiLU loops.
 inline float sigmoid(float x) {
   if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
   const float e = expf(x);

@@ -31,7 +31,6 @@ def test_silu_matches_nn_silu(shape):
             np.testing.assert_allclose(fn(x)[1].asnumpy(), expected, rtol=1e-5, atol=1e-6)
 
 
-
 def test_silu_is_accurate_over_the_float_range():
     """Against float64 over the whole range, tails included (an AVX-512 build computes its own exp, measured 2.1 ulp at
     most; libmvec's expf elsewhere, 3.3): within 4 float32 ulp wherever the result is not tiny; +inf and NaN
