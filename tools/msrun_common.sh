@@ -28,6 +28,10 @@ msrun_launch() {
     mkdir -p "$log_dir"
     # Errors only from MindSpore's C++ side unless the user asks for more (its TCP retries are very chatty).
     export GLOG_v=${GLOG_v:-3}
+    # The CPU kernels' threads: the machine's cores shared by the local processes (each would take every core).
+    local cores
+    cores=$(nproc 2>/dev/null || echo 1)
+    export EFFNET_MM_NUM_THREADS=${EFFNET_MM_NUM_THREADS:-$(( cores / NPROC > 0 ? cores / NPROC : 1 ))}
     msrun --worker_num=$((nnodes * NPROC)) \
           --local_worker_num="$NPROC" \
           --master_addr="${MASTER_ADDR:-127.0.0.1}" \
