@@ -39,6 +39,10 @@ CASES = [
     ('depthwise', 2, 37, 37, 4, 4, 5, 1),  # channel tiles: three blocks of channels, the last one partial
     ('depthwise', 2, 19, 19, 9, 7, 3, 2),
     ('dense', 1, 2, 3, 6, 7, 2, 1),
+    ('dense', 2, 3, 13, 19, 41, 3, 1),  # output-channel blocks (the last partial), a partial column chunk
+    ('dense', 1, 4, 9, 12, 37, 7, 2),  # k7 s2 SAME on an odd width: left pad 3 (the input gradient's first column)
+    ('depthwise', 2, 4, 4, 13, 37, 7, 2),
+    ('depthwise', 2, 4, 4, 9, 13, 7, 2),  # the same on channel tiles
 ]
 # PyTorch-style padding (k // 2 on every side): only stride 2 (and even k) differ from "SAME"; even and odd sizes.
 SYMMETRIC_CASES = [
