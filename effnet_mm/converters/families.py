@@ -18,7 +18,6 @@ names the stem, every block site, the head and the classifier.
 from __future__ import annotations
 
 import re
-from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, AbstractSet, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -92,7 +91,7 @@ def block_sites(model: nn.Cell) -> List[BlockSite]:
     return sites
 
 
-class Family(ABC):
+class Family:
     """Naming rules and facts of one checkpoint family (subclasses fill them in).
 
     Attributes:
@@ -120,17 +119,14 @@ class Family(ABC):
     se_bias_layout = 'same'
     template = 'efficientnet-b0_8xb32_in1k.py'
 
-    @abstractmethod
     def stem(self) -> ConvBN:
-        """The stem conv and BN names of this family."""
+        raise NotImplementedError
 
-    @abstractmethod
     def block(self, site: BlockSite, names: AbstractSet[str]) -> BlockNames:
-        """The tensor names of one block (``names``: the checkpoint's tensors, for optional parts)."""
+        raise NotImplementedError
 
-    @abstractmethod
     def head(self, num_layers: int) -> ConvBN:
-        """The head conv and BN names (``num_layers``: blocks counted in the checkpoint)."""
+        raise NotImplementedError
 
     def is_training_state(self, name: str) -> bool:
         """Entries of a training checkpoint that are not weights (ignored and reported)."""
