@@ -18,6 +18,7 @@ names the stem, every block site, the head and the classifier.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, AbstractSet, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -91,7 +92,7 @@ def block_sites(model: nn.Cell) -> List[BlockSite]:
     return sites
 
 
-class Family:
+class Family(ABC):
     """Naming rules and facts of one checkpoint family (subclasses fill them in).
 
     Attributes:
@@ -119,14 +120,17 @@ class Family:
     se_bias_layout = 'same'
     template = 'efficientnet-b0_8xb32_in1k.py'
 
+    @abstractmethod
     def stem(self) -> ConvBN:
-        raise NotImplementedError
+        """The stem conv and BN names of this family."""
 
+    @abstractmethod
     def block(self, site: BlockSite, names: AbstractSet[str]) -> BlockNames:
-        raise NotImplementedError
+        """The tensor names of one block (``names``: the checkpoint's tensors, for optional parts)."""
 
+    @abstractmethod
     def head(self, num_layers: int) -> ConvBN:
-        raise NotImplementedError
+        """The head conv and BN names (``num_layers``: blocks counted in the checkpoint)."""
 
     def is_training_state(self, name: str) -> bool:
         """Entries of a training checkpoint that are not weights (ignored and reported)."""
