@@ -688,7 +688,8 @@ int dw_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const char
 // (BN + SiLU of x, BN + SiLU of y, the mean).  The per-channel constants, the conv and the mean are those of the
 // separate kernels (effnet::bn_channel, the plane/tile kernels above, effnet::plane_mean).
 
-thread_local std::vector<float> t_act;
+thread_local std::vector<float> t_act, t_hidden, t_gate;
+thread_local std::vector<double> t_logit;
 
 // scale and shift of every channel of a BatchNorm.
 void bn_constants(const effnet::BnParams &bn, int64_t c, std::vector<float> *scale, std::vector<float> *shift) {
@@ -701,10 +702,61 @@ void bn_constants(const effnet::BnParams &bn, int64_t c, std::vector<float> *sca
   }
 }
 
-template <bool kPre>
+// The SE excitation parameters among a kernel's inputs, from `first`: w1 (R, C, 1, 1), b1 (R), w2 (C, R, 1, 1),
+// b2 (C) of its reduce and expand 1x1 convs.
+struct SeParams {
+  const float *w1, *b1, *w2, *b2;
+  int64_t r;
+};
+
+bool parse_se_params(void **params, const int *ndims, int64_t **shapes, int first, int64_t c, SeParams *se) {
+  const int64_t *w1 = shapes[first], *w2 = shapes[first + 2];
+  const int64_t r = w1[0];
+  if (ndims[first] != 4 || ndims[first + 1] != 1 || ndims[first + 2] != 4 || ndims[first + 3] != 1 || r < 1 ||
+      w1[1] != c || w1[2] != 1 || w1[3] != 1 || shapes[first + 1][0] != r || w2[0] != c || w2[1] != r ||
+      w2[2] != 1 || w2[3] != 1 || shapes[first + 3][0] != c)
+    return false;
+  se->w1 = static_cast<const float *>(params[first]);
+  se->b1 = static_cast<const float *>(params[first + 1]);
+  se->w2 = static_cast<const float *>(params[first + 2]);
+  se->b2 = static_cast<const float *>(params[first + 3]);
+  se->r = r;
+  return true;
+}
+
+// Gates of one image, gate = sigmoid(w2 silu(w1 pooled + b1) + b2), dot products in double; w2t is w2 transposed
+// (R, C), so the expand products run along contiguous channels.
+void se_gates(const SeParams &se, const float *w2t, const float *pooled, int64_t c, float *gate) {
+  float *hidden = scratch(t_hidden, se.r);
+  for (int64_t j = 0; j < se.r; ++j) {
+    const float *row = se.w1 + j * c;
+    double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t i = 0; i < c; ++i) acc += static_cast<double>(row[i]) * pooled[i];
+    hidden[j] = static_cast<float>(acc + se.b1[j]);
+  }
+  effnet::silu_span(hidden, se.r, 1.0f, 0.0f, hidden);
+  double *logit = scratch(t_logit, c);
+  for (int64_t ch = 0; ch < c; ++ch) logit[ch] = se.b2[ch];
+  for (int64_t j = 0; j < se.r; ++j) {
+    const float *row = w2t + j * c;
+    const double h = hidden[j];
+#pragma omp simd
+    for (int64_t ch = 0; ch < c; ++ch) logit[ch] += row[ch] * h;
+  }
+  for (int64_t ch = 0; ch < c; ++ch) gate[ch] = effnet::sigmoid(static_cast<float>(logit[ch]));
+}
+
+// Inputs: x, w, the depthwise BN (gamma, beta, stats, eps) from 2, with kPre the expansion BN from 6, with kSE the SE
+// convs (SeParams) after them; outputs y and pooled.  With kSE, y is gated by the SE and pooled is the mean before
+// the gate (what the SE squeezed).  With kSE each image is one work item once there are enough images for the
+// threads: its planes, its gates and the gated product while its planes are still in cache (a separate gate pass
+// reads and writes all of y from memory once more).  Every plane is computed the same way whatever the schedule.
+template <bool kPre, bool kSE>
 int dw_bn_silu_eval(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s,
                     bool sym) {
-  if (nparam != (kPre ? 12 : 8)) return kBadArgs;
+  constexpr int kSeFirst = kPre ? 10 : 6;
+  if (nparam != kSeFirst + (kSE ? 4 : 0) + 2) return kBadArgs;
   if (!all_float32(nparam, dtypes)) return kBadDtype;
   const int yi = nparam - 2, pi = nparam - 1;
   if (ndims[0] != 4 || ndims[1] != 4 || ndims[yi] != 4 || ndims[pi] != 4) return kBadArgs;
@@ -712,10 +764,12 @@ int dw_bn_silu_eval(int nparam, void **params, int *ndims, int64_t **shapes, con
   const int64_t n = xs[0], c = xs[1], k = ws[2];
   Plane g;
   effnet::BnParams post, pre;
+  SeParams se{};
   if (ws[0] != c || ws[1] != 1 || ws[3] != k || ys[0] != n || ys[1] != c || ps[0] != n || ps[1] != c ||
       ps[2] != 1 || ps[3] != 1 || !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, sym, &g) ||
       !effnet::parse_bn_params(params, ndims, shapes, 2, c, &post) ||
-      (kPre && !effnet::parse_bn_params(params, ndims, shapes, 6, c, &pre)))
+      (kPre && !effnet::parse_bn_params(params, ndims, shapes, 6, c, &pre)) ||
+      (kSE && !parse_se_params(params, ndims, shapes, kSeFirst, c, &se)))
     return kBadShape;
   const float *x = static_cast<const float *>(params[0]);
   const float *w = static_cast<const float *>(params[1]);
@@ -724,50 +778,103 @@ int dw_bn_silu_eval(int nparam, void **params, int *ndims, int64_t **shapes, con
   std::vector<float> a1, b1, a2, b2;
   bn_constants(post, c, &a2, &b2);
   if (kPre) bn_constants(pre, c, &a1, &b1);
-  const int64_t in_sz = g.h * g.w, out_sz = g.ho * g.wo;
-  if (narrow(g)) {
-    const TileKernels kern = select_tile_kernels(g);
-    for_each_sample_block(w, g, n, c, [&](int64_t b, int64_t c0, int64_t nc, const VecF *wv) {
-      float *tile = scratch(t_buf, g.hp * tile_cols(g) * kVec);
-      VecF *out = scratch(t_lanes, out_sz);
-      const int64_t first = b * c + c0;
-      const float *src = x + first * in_sz;
-      if (kPre) {
-        float *act = scratch(t_act, nc * in_sz);
-        for (int64_t l = 0; l < nc; ++l)
-          effnet::silu_span(src + l * in_sz, in_sz, a1[c0 + l], b1[c0 + l], act + l * in_sz);
-        src = act;
-      }
-      pack_tile(src, in_sz, nc, g, tile);
-      kern.fwd(tile, wv, g, out);
-      scatter_lanes(out, out_sz, nc, out_sz, y + first * out_sz);
-      for (int64_t l = 0; l < nc; ++l) {
-        float *yp = y + (first + l) * out_sz;
-        effnet::silu_span(yp, out_sz, a2[c0 + l], b2[c0 + l], yp);
-        pooled[first + l] = effnet::plane_mean(yp, out_sz);
+  const int64_t in_sz = g.h * g.w, out_sz = g.ho * g.wo, taps = k * k;
+  const bool tiles = narrow(g);
+  const TileKernels tile_kern = select_tile_kernels(g);
+  const PlaneKernels plane_kern = select_kernels(g);
+
+  // Channels [c0, c0 + nc) (nc <= kVec) of image b on the channel-tile kernels, wv their taps.
+  const auto channel_block = [&](int64_t b, int64_t c0, int64_t nc, const VecF *wv) {
+    float *tile = scratch(t_buf, g.hp * tile_cols(g) * kVec);
+    VecF *out = scratch(t_lanes, out_sz);
+    const int64_t first = b * c + c0;
+    const float *src = x + first * in_sz;
+    if (kPre) {
+      float *act = scratch(t_act, nc * in_sz);
+      for (int64_t l = 0; l < nc; ++l)
+        effnet::silu_span(src + l * in_sz, in_sz, a1[c0 + l], b1[c0 + l], act + l * in_sz);
+      src = act;
+    }
+    pack_tile(src, in_sz, nc, g, tile);
+    tile_kern.fwd(tile, wv, g, out);
+    scatter_lanes(out, out_sz, nc, out_sz, y + first * out_sz);
+    for (int64_t l = 0; l < nc; ++l) {
+      float *yp = y + (first + l) * out_sz;
+      effnet::silu_span(yp, out_sz, a2[c0 + l], b2[c0 + l], yp);
+      pooled[first + l] = effnet::plane_mean(yp, out_sz);
+    }
+  };
+  // Plane i = (image, channel) on the row kernels.
+  const auto plane = [&](int64_t i) {
+    const int64_t ch = i % c;
+    const float *src = x + i * in_sz;
+    if (kPre) {
+      float *act = scratch(t_act, in_sz);
+      effnet::silu_span(src, in_sz, a1[ch], b1[ch], act);
+      src = act;
+    }
+    float *buf = scratch(t_buf, g.size());
+    pack(src, g, buf);
+    float *yp = y + i * out_sz;
+    std::memset(yp, 0, sizeof(float) * out_sz);
+    plane_kern.fwd(buf, w + ch * taps, g, yp);
+    effnet::silu_span(yp, out_sz, a2[ch], b2[ch], yp);
+    pooled[i] = effnet::plane_mean(yp, out_sz);
+  };
+  // Every plane, planes (or channel blocks of a sample) spread over the threads.
+  const auto all_planes = [&] {
+    if (tiles) {
+      for_each_sample_block(w, g, n, c, channel_block);
+      return;
+    }
+    const int64_t planes = n * c;
+    effnet::parallel_for(planes, kChunk, threads_for(planes * (in_sz + out_sz)), [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) plane(i);
+    });
+  };
+  if (!kSE) {
+    all_planes();
+    return kOk;
+  }
+
+  std::vector<float> w2t(se.r * c);
+  for (int64_t ch = 0; ch < c; ++ch)
+    for (int64_t j = 0; j < se.r; ++j) w2t[j * c + ch] = se.w2[ch * se.r + j];
+  const auto gate_planes = [&](int64_t b, const float *gate, int64_t c_begin, int64_t c_end) {
+    for (int64_t ch = c_begin; ch < c_end; ++ch) {
+      float *yp = y + (b * c + ch) * out_sz;
+      const float v = gate[ch];
+#pragma omp simd
+      for (int64_t i = 0; i < out_sz; ++i) yp[i] *= v;
+    }
+  };
+  const int threads = threads_for(n * c * (in_sz + out_sz));
+  if (n >= threads) {
+    effnet::parallel_for(n, 1, threads, [&](int64_t begin, int64_t end) {
+      VecF *wv = tiles ? scratch(t_taps, taps) : nullptr;
+      float *gate = scratch(t_gate, c);
+      for (int64_t b = begin; b < end; ++b) {
+        for (int64_t c0 = 0; c0 < c; c0 += tiles ? kVec : 1) {
+          if (!tiles) {
+            plane(b * c + c0);
+            continue;
+          }
+          const int64_t nc = std::min<int64_t>(kVec, c - c0);
+          gather_lanes(w + c0 * taps, taps, nc, taps, wv);
+          channel_block(b, c0, nc, wv);
+        }
+        se_gates(se, w2t.data(), pooled + b * c, c, gate);
+        gate_planes(b, gate, 0, c);
       }
     });
     return kOk;
   }
-  const PlaneKernels kern = select_kernels(g);
-  const int64_t planes = n * c;
-  effnet::parallel_for(planes, kChunk, threads_for(planes * (in_sz + out_sz)), [&](int64_t begin, int64_t end) {
-    float *buf = scratch(t_buf, g.size());
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t ch = i % c;
-      const float *src = x + i * in_sz;
-      if (kPre) {
-        float *act = scratch(t_act, in_sz);
-        effnet::silu_span(src, in_sz, a1[ch], b1[ch], act);
-        src = act;
-      }
-      pack(src, g, buf);
-      float *yp = y + i * out_sz;
-      std::memset(yp, 0, sizeof(float) * out_sz);
-      kern.fwd(buf, w + ch * k * k, g, yp);
-      effnet::silu_span(yp, out_sz, a2[ch], b2[ch], yp);
-      pooled[i] = effnet::plane_mean(yp, out_sz);
-    }
+  // Fewer images than threads (single-image inference): planes in parallel, then the gates, then the product.
+  all_planes();
+  std::vector<float> gates(n * c);
+  for (int64_t b = 0; b < n; ++b) se_gates(se, w2t.data(), pooled + b * c, c, gates.data() + b * c);
+  effnet::parallel_for(n * c, kChunk, threads, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) gate_planes(i / c, gates.data() + i / c * c, i % c, i % c + 1);
   });
   return kOk;
 }
@@ -981,8 +1088,11 @@ EFFNET_CONV_KERNELS(effnet_dw_fwd, dw_fwd)
 EFFNET_CONV_KERNELS(effnet_dw_bwd_x, dw_bwd_x)
 EFFNET_CONV_KERNELS(effnet_dw_bwd_w, dw_bwd_w)
 // The depthwise stage in inference (see dw_bn_silu_eval): without and with the expansion conv's BN + SiLU.
-EFFNET_CONV_KERNELS(effnet_dw_bn_silu_eval, dw_bn_silu_eval<false>)
-EFFNET_CONV_KERNELS(effnet_dw_pre_bn_silu_eval, dw_bn_silu_eval<true>)
+EFFNET_CONV_KERNELS(effnet_dw_bn_silu_eval, (dw_bn_silu_eval<false, false>))
+EFFNET_CONV_KERNELS(effnet_dw_pre_bn_silu_eval, (dw_bn_silu_eval<true, false>))
+// ... and the same with the SE excitation applied (gated y).
+EFFNET_CONV_KERNELS(effnet_dw_bn_silu_se_eval, (dw_bn_silu_eval<false, true>))
+EFFNET_CONV_KERNELS(effnet_dw_pre_bn_silu_se_eval, (dw_bn_silu_eval<true, true>))
 EFFNET_CONV_KERNELS(effnet_dense_fwd, dense_fwd)
 EFFNET_CONV_KERNELS(effnet_dense_bwd_x, dense_bwd_x)
 EFFNET_CONV_KERNELS(effnet_dense_bwd_w, dense_bwd_w)

@@ -28,16 +28,6 @@ bool channel_shapes(const int *ndims, int64_t **shapes, int x_idx, int g_idx, in
   return true;
 }
 
-// Float32 sigmoid to ~2 ulp: always exp of a non-positive argument (no overflow), and for x < 0 the form e / (1 + e)
-// keeps the *relative* error small in the far negative tail, where 1 / (1 + exp(-x)) would round through a huge
-// exp.  Called once per (N, C) plane outside any `omp simd` loop, so it uses glibc's scalar expf (< 1 ulp), not the
-// vector exp of the SiLU loops.
-inline float sigmoid(float x) {
-  if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-  const float e = expf(x);
-  return e / (1.0f + e);
-}
-
 // sigmoid'(x) = s * (1 - s) = e / (1 + e)^2 with e = exp(-|x|), in double: s * (1 - s) from a float s would be
 // 0 for x >~ 17 (s rounds to 1) although the true derivative is ~e; the form in e has no cancellation.
 inline double sigmoid_derivative(float x) {
@@ -56,7 +46,7 @@ int sigmoid_gate(int nparam, void **params, int *ndims, int64_t **shapes, const 
   float *y = static_cast<float *>(params[2]);
   effnet::parallel_for(planes, 16, threads_for(2 * planes * size), [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
-      const float v = sigmoid(g[p]);
+      const float v = effnet::sigmoid(g[p]);
       const float *src = x + p * size;
       float *dst = y + p * size;
 #pragma omp simd

@@ -9,6 +9,7 @@ the kernel (glibc ``expf``, ~2 ulp) fused into the product.
 from __future__ import annotations
 
 import functools
+from typing import Callable
 
 from mindspore import nn, ops
 
@@ -16,9 +17,15 @@ from .kernel_cell import KernelCell, aot_op, like
 
 
 @functools.cache
+def silu_grad_op() -> ops.Custom:
+    """``(dout, x) -> dout * silu'(x)``."""
+    return aot_op('effnet_silu_grad', out_shape=like(1), out_dtype=like(1))
+
+
+@functools.cache
 def silu_op() -> ops.Custom:
     """``x * sigmoid(x)`` with its ``bprop``."""
-    grad = aot_op('effnet_silu_grad', out_shape=like(1), out_dtype=like(1))
+    grad = silu_grad_op()
 
     def bprop(x, out, dout):
         return (grad(dout, x), )
@@ -27,15 +34,26 @@ def silu_op() -> ops.Custom:
 
 
 @functools.cache
-def sigmoid_gate_op() -> ops.Custom:
-    """``x * sigmoid(s)`` for ``x`` (N, C, H, W) and ``s`` (N, C, 1, 1), with its ``bprop``."""
+def sigmoid_gate_grads() -> Callable:
+    """``(x, s, dout) -> (dx, ds)``: the gradients of ``x * sigmoid(s)`` (``s`` of shape (N, C, 1, 1))."""
     grad_s = aot_op('effnet_sigmoid_gate_grad_s', out_shape=like(2), out_dtype=like(2))
     gate = aot_op('effnet_sigmoid_gate', out_shape=like(0), out_dtype=like(0))
 
-    def bprop(x, s, out, dout):
+    def grads(x, s, dout):
         # d/dx is the same gated product applied to dout; d/ds = sum_hw(dout * x) * sigmoid(s) * (1 - sigmoid(s)),
         # with sigmoid' recomputed from ``s`` (N * C values) in double, accurate where a float sigmoid rounds to 1.
         return gate(dout, s), grad_s(dout, x, s)
+
+    return grads
+
+
+@functools.cache
+def sigmoid_gate_op() -> ops.Custom:
+    """``x * sigmoid(s)`` for ``x`` (N, C, H, W) and ``s`` (N, C, 1, 1), with its ``bprop``."""
+    grads = sigmoid_gate_grads()
+
+    def bprop(x, s, out, dout):
+        return grads(x, s, dout)
 
     return aot_op('effnet_sigmoid_gate', out_shape=like(0), out_dtype=like(0), bprop=bprop)
 

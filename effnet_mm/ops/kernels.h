@@ -116,6 +116,16 @@ inline void silu_span(const float *src, int64_t n, const float *scale, const flo
 #endif
 }
 
+// Float32 sigmoid to ~2 ulp: always exp of a non-positive argument (no overflow), and for x < 0 the form e / (1 + e)
+// keeps the *relative* error small in the far negative tail, where 1 / (1 + exp(-x)) would round through a huge
+// exp.  Called once per (N, C) plane (the SE gates) outside any `omp simd` loop, so it uses glibc's scalar expf (< 1 ulp), not the
+// vector exp of the SiLU loops.
+inline float sigmoid(float x) {
+  if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+  const float e = expf(x);
+  return e / (1.0f + e);
+}
+
 // Per-channel constants of BatchNorm on given statistics, y = act(x * scale + shift): scale = gamma * rstd,
 // shift = beta - mean * scale (computed in double).  `stats` is (2, C): [mean, variance].  Every kernel that applies
 // a BatchNorm uses these, so a fused kernel computes exactly what the BN kernel would.

@@ -20,8 +20,8 @@ class MBConv(nn.Cell):
     its shape (stride 1 and ``in_channels == out_channels``).  With ``expand_ratio == 1`` this is TF's
     depthwise-separable first-stage block.
 
-    In eval mode with the CPU kernels, the expansion BN + SiLU, the depthwise conv, its BN + SiLU and the SE's mean run
-    as one kernel (:class:`~effnet_mm.ops.depthwise_stage.DepthwiseStage`, ``inference_stage``) on the same
+    In eval mode with the CPU kernels, the expansion BN + SiLU, the depthwise conv, its BN + SiLU and the SE run as
+    one kernel (:class:`~effnet_mm.ops.depthwise_stage.DepthwiseStage`, ``inference_stage``) on the same
     parameters; the result is that of the separate layers to float32 rounding.
 
     Example config::
@@ -73,7 +73,7 @@ class MBConv(nn.Cell):
         if dw_conv.kernel_kind == 'depthwise' and self._silu_bn(self.depthwise_conv.bn):
             pre_eps = self.expand_conv.bn.eps if self.expand_conv is not None else 1e-3
             self.inference_stage = DepthwiseStage(stride, dw_conv.kernel_padding, self.expand_conv is not None,
-                                                  self.depthwise_conv.bn.eps, pre_eps)
+                                                  self.depthwise_conv.bn.eps, pre_eps, se=self.se is not None)
 
     def construct(self, x, drop_masks=None):
         """``drop_masks``: optional ``(num_drop_path_blocks, N)`` per-sample drop-path factors of the backbone."""
@@ -103,17 +103,19 @@ class MBConv(nn.Cell):
         # Compile-time constants under jit.  Checked at every call: AMP may wrap the BN layers, set_kernels may switch.
         return (not self.training and self.inference_stage is not None and self.inference_stage.use_kernel
                 and self.depthwise_conv.conv.use_kernel and self._silu_bn(self.depthwise_conv.bn)
-                and (self.expand_conv is None or self._silu_bn(self.expand_conv.bn)))
+                and (self.expand_conv is None or self._silu_bn(self.expand_conv.bn))
+                and (self.se is None or self.se.gate.use_kernel))
 
     def _fused_stage(self, x):
         conv, bn = self.depthwise_conv.conv, self.depthwise_conv.bn
+        se = () if self.se is None else (self.se.conv1.weight, self.se.conv1.bias, self.se.conv2.weight,
+                                         self.se.conv2.bias)
         if self.expand_conv is None:
-            out, pooled = self.inference_stage(x, conv.weight, bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance)
+            out, _ = self.inference_stage(x, conv.weight, bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance,
+                                          None, None, None, None, *se)
         else:
             pre = self.expand_conv.bn
-            out, pooled = self.inference_stage(self.expand_conv.conv(x), conv.weight, bn.gamma, bn.beta,
-                                               bn.moving_mean, bn.moving_variance, pre.gamma, pre.beta,
-                                               pre.moving_mean, pre.moving_variance)
-        if self.se is not None:
-            out = self.se.excite(out, pooled)
+            out, _ = self.inference_stage(self.expand_conv.conv(x), conv.weight, bn.gamma, bn.beta, bn.moving_mean,
+                                          bn.moving_variance, pre.gamma, pre.beta, pre.moving_mean,
+                                          pre.moving_variance, *se)
         return out
