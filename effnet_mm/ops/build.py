@@ -22,7 +22,7 @@ _HERE = Path(__file__).parent
 #: C++ sources compiled together into one library, and the header they all include (part of the hash).
 SOURCES = tuple(_HERE / name for name in ('conv.cc', 'spatial_mean.cc', 'elementwise.cc', 'batchnorm.cc', 'optim.cc',
                                           'normalize.cc', 'kernels.cc'))
-HEADERS = (_HERE / 'kernels.h', )
+HEADERS = (_HERE / 'kernels.h', _HERE / 'gemm.h')
 # OpenMP only for `omp simd` (threads come from kernels.h's pool); -fno-math-errno lets GCC vectorise expf (glibc
 # libmvec) in the SiLU kernels.  The -march flag comes from MARCH_ENV.
 CXX_FLAGS: List[str] = ['-O3', '-fopenmp-simd', '-pthread', '-fno-math-errno', '-shared', '-fPIC', '-std=c++17']

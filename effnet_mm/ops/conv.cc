@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "gemm.h"
 #include "kernels.h"
 
 namespace {
@@ -747,134 +748,244 @@ void se_gates(const SeParams &se, const float *w2t, const float *pooled, int64_t
   for (int64_t ch = 0; ch < c; ++ch) gate[ch] = effnet::sigmoid(static_cast<float>(logit[ch]));
 }
 
-// Inputs: x, w, the depthwise BN (gamma, beta, stats, eps) from 2, with kPre the expansion BN from 6, with kSE the SE
-// convs (SeParams) after them; outputs y and pooled.  With kSE, y is gated by the SE and pooled is the mean before
-// the gate (what the SE squeezed).  With kSE each image is one work item once there are enough images for the
-// threads: its planes, its gates and the gated product while its planes are still in cache (a separate gate pass
-// reads and writes all of y from memory once more).  Every plane is computed the same way whatever the schedule.
-template <bool kPre, bool kSE>
-int dw_bn_silu_eval(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s,
-                    bool sym) {
-  constexpr int kSeFirst = kPre ? 10 : 6;
-  if (nparam != kSeFirst + (kSE ? 4 : 0) + 2) return kBadArgs;
-  if (!all_float32(nparam, dtypes)) return kBadDtype;
-  const int yi = nparam - 2, pi = nparam - 1;
-  if (ndims[0] != 4 || ndims[1] != 4 || ndims[yi] != 4 || ndims[pi] != 4) return kBadArgs;
-  const int64_t *xs = shapes[0], *ws = shapes[1], *ys = shapes[yi], *ps = shapes[pi];
-  const int64_t n = xs[0], c = xs[1], k = ws[2];
+// The depthwise stage of one layer in inference, applied to channel blocks or whole images; its per-channel constants
+// are computed once per kernel call.  Every plane is computed the same way whatever the schedule.
+struct StageEval {
   Plane g;
-  effnet::BnParams post, pre;
-  SeParams se{};
-  if (ws[0] != c || ws[1] != 1 || ws[3] != k || ys[0] != n || ys[1] != c || ps[0] != n || ps[1] != c ||
-      ps[2] != 1 || ps[3] != 1 || !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, sym, &g) ||
-      !effnet::parse_bn_params(params, ndims, shapes, 2, c, &post) ||
-      (kPre && !effnet::parse_bn_params(params, ndims, shapes, 6, c, &pre)) ||
-      (kSE && !parse_se_params(params, ndims, shapes, kSeFirst, c, &se)))
-    return kBadShape;
-  const float *x = static_cast<const float *>(params[0]);
-  const float *w = static_cast<const float *>(params[1]);
-  float *y = static_cast<float *>(params[yi]);
-  float *pooled = static_cast<float *>(params[pi]);
+  int64_t c = 0, taps = 0, in_sz = 0, out_sz = 0;
+  const float *w = nullptr;
+  bool pre = false, tiles = false, has_se = false;
   std::vector<float> a1, b1, a2, b2;
-  bn_constants(post, c, &a2, &b2);
-  if (kPre) bn_constants(pre, c, &a1, &b1);
-  const int64_t in_sz = g.h * g.w, out_sz = g.ho * g.wo, taps = k * k;
-  const bool tiles = narrow(g);
-  const TileKernels tile_kern = select_tile_kernels(g);
-  const PlaneKernels plane_kern = select_kernels(g);
+  TileKernels tile_kern;
+  PlaneKernels plane_kern;
+  SeParams se{};
+  std::vector<float> w2t;  // SE expand weights transposed (R, C)
 
-  // Channels [c0, c0 + nc) (nc <= kVec) of image b on the channel-tile kernels, wv their taps.
-  const auto channel_block = [&](int64_t b, int64_t c0, int64_t nc, const VecF *wv) {
-    float *tile = scratch(t_buf, g.hp * tile_cols(g) * kVec);
-    VecF *out = scratch(t_lanes, out_sz);
-    const int64_t first = b * c + c0;
-    const float *src = x + first * in_sz;
-    if (kPre) {
-      float *act = scratch(t_act, nc * in_sz);
-      for (int64_t l = 0; l < nc; ++l)
-        effnet::silu_span(src + l * in_sz, in_sz, a1[c0 + l], b1[c0 + l], act + l * in_sz);
-      src = act;
+  // Parses the parameters from index 2 (see dw_bn_silu_eval) for input planes h x w and output planes ho x wo.
+  bool init(void **params, int *ndims, int64_t **shapes, int64_t channels, int64_t h, int64_t w_in, int64_t ho,
+            int64_t wo, int64_t s, bool sym, bool with_pre, bool with_se) {
+    const int64_t *ws = shapes[1];
+    c = channels;
+    w = static_cast<const float *>(params[1]);
+    pre = with_pre;
+    has_se = with_se;
+    effnet::BnParams post, pre_bn;
+    if (ndims[1] != 4 || ws[0] != c || ws[1] != 1 || ws[3] != ws[2] ||
+        !make_plane(h, w_in, ho, wo, ws[2], s, sym, &g) || !effnet::parse_bn_params(params, ndims, shapes, 2, c, &post) ||
+        (pre && !effnet::parse_bn_params(params, ndims, shapes, 6, c, &pre_bn)) ||
+        (has_se && !parse_se_params(params, ndims, shapes, pre ? 10 : 6, c, &se)))
+      return false;
+    taps = g.k * g.k;
+    in_sz = g.h * g.w;
+    out_sz = g.ho * g.wo;
+    tiles = narrow(g);
+    tile_kern = select_tile_kernels(g);
+    plane_kern = select_kernels(g);
+    bn_constants(post, c, &a2, &b2);
+    if (pre) bn_constants(pre_bn, c, &a1, &b1);
+    if (has_se) {
+      w2t.resize(se.r * c);
+      for (int64_t ch = 0; ch < c; ++ch)
+        for (int64_t j = 0; j < se.r; ++j) w2t[j * c + ch] = se.w2[ch * se.r + j];
     }
-    pack_tile(src, in_sz, nc, g, tile);
-    tile_kern.fwd(tile, wv, g, out);
-    scatter_lanes(out, out_sz, nc, out_sz, y + first * out_sz);
-    for (int64_t l = 0; l < nc; ++l) {
-      float *yp = y + (first + l) * out_sz;
-      effnet::silu_span(yp, out_sz, a2[c0 + l], b2[c0 + l], yp);
-      pooled[first + l] = effnet::plane_mean(yp, out_sz);
-    }
-  };
-  // Plane i = (image, channel) on the row kernels.
-  const auto plane = [&](int64_t i) {
-    const int64_t ch = i % c;
-    const float *src = x + i * in_sz;
-    if (kPre) {
-      float *act = scratch(t_act, in_sz);
-      effnet::silu_span(src, in_sz, a1[ch], b1[ch], act);
-      src = act;
-    }
-    float *buf = scratch(t_buf, g.size());
-    pack(src, g, buf);
-    float *yp = y + i * out_sz;
-    std::memset(yp, 0, sizeof(float) * out_sz);
-    plane_kern.fwd(buf, w + ch * taps, g, yp);
-    effnet::silu_span(yp, out_sz, a2[ch], b2[ch], yp);
-    pooled[i] = effnet::plane_mean(yp, out_sz);
-  };
-  // Every plane, planes (or channel blocks of a sample) spread over the threads.
-  const auto all_planes = [&] {
-    if (tiles) {
-      for_each_sample_block(w, g, n, c, channel_block);
-      return;
-    }
-    const int64_t planes = n * c;
-    effnet::parallel_for(planes, kChunk, threads_for(planes * (in_sz + out_sz)), [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) plane(i);
-    });
-  };
-  if (!kSE) {
-    all_planes();
-    return kOk;
+    return true;
   }
 
-  std::vector<float> w2t(se.r * c);
-  for (int64_t ch = 0; ch < c; ++ch)
-    for (int64_t j = 0; j < se.r; ++j) w2t[j * c + ch] = se.w2[ch * se.r + j];
-  const auto gate_planes = [&](int64_t b, const float *gate, int64_t c_begin, int64_t c_end) {
+  // Channels [c0, c0 + nc) of one image (nc <= kVec on tiles, wv then their taps): src holds their nc input planes,
+  // y and pooled point at the image's channel 0.
+  void channels(const float *src, int64_t c0, int64_t nc, float *y, float *pooled, const VecF *wv) const {
+    if (tiles) {
+      float *tile = scratch(t_buf, g.hp * tile_cols(g) * kVec);
+      VecF *out = scratch(t_lanes, out_sz);
+      if (pre) {
+        float *act = scratch(t_act, nc * in_sz);
+        for (int64_t l = 0; l < nc; ++l)
+          effnet::silu_span(src + l * in_sz, in_sz, a1[c0 + l], b1[c0 + l], act + l * in_sz);
+        src = act;
+      }
+      pack_tile(src, in_sz, nc, g, tile);
+      tile_kern.fwd(tile, wv, g, out);
+      scatter_lanes(out, out_sz, nc, out_sz, y + c0 * out_sz);
+    }
+    for (int64_t l = 0; l < nc; ++l) {
+      const int64_t ch = c0 + l;
+      float *yp = y + ch * out_sz;
+      if (!tiles) {
+        const float *plane = src + l * in_sz;
+        if (pre) {
+          float *act = scratch(t_act, in_sz);
+          effnet::silu_span(plane, in_sz, a1[ch], b1[ch], act);
+          plane = act;
+        }
+        float *buf = scratch(t_buf, g.size());
+        pack(plane, g, buf);
+        std::memset(yp, 0, sizeof(float) * out_sz);
+        plane_kern.fwd(buf, w + ch * taps, g, yp);
+      }
+      effnet::silu_span(yp, out_sz, a2[ch], b2[ch], yp);
+      pooled[ch] = effnet::plane_mean(yp, out_sz);
+    }
+  }
+
+  // The taps of channels [c0, c0 + nc) as tile lanes (tiles only).
+  const VecF *block_taps(int64_t c0, int64_t nc) const {
+    VecF *wv = scratch(t_taps, taps);
+    if (tiles) gather_lanes(w + c0 * taps, taps, nc, taps, wv);
+    return wv;
+  }
+
+  // Channels [c_begin, c_end) of one image times its SE gates.
+  void excite(int64_t c_begin, int64_t c_end, float *y, const float *gate) const {
     for (int64_t ch = c_begin; ch < c_end; ++ch) {
-      float *yp = y + (b * c + ch) * out_sz;
+      float *yp = y + ch * out_sz;
       const float v = gate[ch];
 #pragma omp simd
       for (int64_t i = 0; i < out_sz; ++i) yp[i] *= v;
     }
-  };
-  const int threads = threads_for(n * c * (in_sz + out_sz));
-  if (n >= threads) {
-    effnet::parallel_for(n, 1, threads, [&](int64_t begin, int64_t end) {
-      VecF *wv = tiles ? scratch(t_taps, taps) : nullptr;
-      float *gate = scratch(t_gate, c);
-      for (int64_t b = begin; b < end; ++b) {
-        for (int64_t c0 = 0; c0 < c; c0 += tiles ? kVec : 1) {
-          if (!tiles) {
-            plane(b * c + c0);
-            continue;
-          }
-          const int64_t nc = std::min<int64_t>(kVec, c - c0);
-          gather_lanes(w + c0 * taps, taps, nc, taps, wv);
-          channel_block(b, c0, nc, wv);
-        }
-        se_gates(se, w2t.data(), pooled + b * c, c, gate);
-        gate_planes(b, gate, 0, c);
-      }
-    });
-    return kOk;
   }
-  // Fewer images than threads (single-image inference): planes in parallel, then the gates, then the product.
-  all_planes();
-  std::vector<float> gates(n * c);
-  for (int64_t b = 0; b < n; ++b) se_gates(se, w2t.data(), pooled + b * c, c, gates.data() + b * c);
-  effnet::parallel_for(n * c, kChunk, threads, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) gate_planes(i / c, gates.data() + i / c * c, i % c, i % c + 1);
+
+  // One whole image, on the calling thread: its planes, then (with the SE) its gated product while they are in cache.
+  void image(const float *x, float *y, float *pooled) const {
+    for (int64_t c0 = 0; c0 < c; c0 += kVec) {
+      const int64_t nc = std::min<int64_t>(kVec, c - c0);
+      channels(x + c0 * in_sz, c0, nc, y, pooled, block_taps(c0, nc));
+    }
+    if (has_se) {
+      float *gate = scratch(t_gate, c);
+      se_gates(se, w2t.data(), pooled, c, gate);
+      excite(0, c, y, gate);
+    }
+  }
+
+  // N images: one image per work item when there are enough for the threads, else planes (or channel blocks) in
+  // parallel followed by the SE in a second parallel pass (single-image inference).
+  void batch(const float *x, int64_t n, float *y, float *pooled) const {
+    const int threads = threads_for(n * c * (in_sz + out_sz));
+    if (has_se && n >= threads) {
+      effnet::parallel_for(n, 1, threads, [&](int64_t begin, int64_t end) {
+        for (int64_t b = begin; b < end; ++b) image(x + b * c * in_sz, y + b * c * out_sz, pooled + b * c);
+      });
+      return;
+    }
+    if (tiles) {
+      for_each_sample_block(w, g, n, c, [&](int64_t b, int64_t c0, int64_t nc, const VecF *wv) {
+        channels(x + (b * c + c0) * in_sz, c0, nc, y + b * c * out_sz, pooled + b * c, wv);
+      });
+    } else {
+      effnet::parallel_for(n * c, kChunk, threads, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i)
+          channels(x + i * in_sz, i % c, 1, y + i / c * c * out_sz, pooled + i / c * c, nullptr);
+      });
+    }
+    if (!has_se) return;
+    std::vector<float> gates(n * c);
+    for (int64_t b = 0; b < n; ++b) se_gates(se, w2t.data(), pooled + b * c, c, gates.data() + b * c);
+    effnet::parallel_for(n * c, kChunk, threads, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i)
+        excite(i % c, i % c + 1, y + i / c * c * out_sz, gates.data() + i / c * c);
+    });
+  }
+};
+
+// Inputs: x, w, the depthwise BN (gamma, beta, stats, eps) from 2, with kPre the expansion BN from 6, with kSE the SE
+// convs (SeParams) after them; outputs y and pooled.  With kSE, y is gated by the SE and pooled is the mean before
+// the gate (what the SE squeezed), and each image is one work item once there are enough images for the threads:
+// its planes, its gates and the gated product while its planes are still in cache (a separate gate pass reads and
+// writes all of y from memory once more).
+template <bool kPre, bool kSE>
+int dw_bn_silu_eval(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s,
+                    bool sym) {
+  if (nparam != (kPre ? 10 : 6) + (kSE ? 4 : 0) + 2) return kBadArgs;
+  if (!all_float32(nparam, dtypes)) return kBadDtype;
+  const int yi = nparam - 2, pi = nparam - 1;
+  if (ndims[0] != 4 || ndims[yi] != 4 || ndims[pi] != 4) return kBadArgs;
+  const int64_t *xs = shapes[0], *ys = shapes[yi], *ps = shapes[pi];
+  const int64_t n = xs[0], c = xs[1];
+  StageEval stage;
+  if (ys[0] != n || ys[1] != c || ps[0] != n || ps[1] != c || ps[2] != 1 || ps[3] != 1 ||
+      !stage.init(params, ndims, shapes, c, xs[2], xs[3], ys[2], ys[3], s, sym, kPre, kSE))
+    return kBadShape;
+  stage.batch(static_cast<const float *>(params[0]), n, static_cast<float *>(params[yi]),
+              static_cast<float *>(params[pi]));
+  return kOk;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// A whole MBConv block in inference (with SE), one image per work item:
+//     out = bn_p(conv1x1(se(stage(conv1x1(x, w_e))), w_p))  [+ x]
+// The expansion conv runs kVec channels at a time into a per-thread buffer that the depthwise stage reads at once
+// (StageEval::channels), the SE gates the image's stage output in place, and the projection conv reads it from the
+// cache with its BatchNorm and the residual in its epilogue (gemm.h).  Separately, the expanded activations and the
+// stage output each go to memory and back between oneDNN's convs and the stage, and the projection's BN and the
+// residual are two more passes.  Inputs: x (N, Ci, H, W), [w_e (Ce, Ci, 1, 1)], w_dw, the depthwise BN (gamma, beta,
+// stats, eps), [the expansion BN], the SE (w1, b1, w2, b2), w_p (Co, Ce, 1, 1), the projection BN; output
+// (N, Co, Ho, Wo).  Without the bracketed expansion, the stage reads x directly.  kResidual adds x (stride 1, Co = Ci).
+
+thread_local std::vector<float> t_expanded, t_stage_out, t_pooled, t_panel, t_gemm_tile;
+
+template <bool kResidual>
+int mbconv_eval(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s, bool sym) {
+  if (nparam != 21 && nparam != 16) return kBadArgs;
+  if (!all_float32(nparam, dtypes)) return kBadDtype;
+  const bool expanded = nparam == 21;
+  const int first = expanded ? 1 : 0;  // the stage's parameters as dw_bn_silu_eval's, from params[first + 1]
+  const int wp = nparam - 6, oi = nparam - 1;
+  for (int i : {0, wp, oi})
+    if (ndims[i] != 4) return kBadArgs;
+  const int64_t *xs = shapes[0], *ps = shapes[wp], *os = shapes[oi];
+  const int64_t n = xs[0], ci = xs[1], ce = expanded ? shapes[1][0] : ci, co = ps[0];
+  StageEval stage;
+  effnet::BnParams proj_bn;
+  if ((expanded && (ndims[1] != 4 || shapes[1][1] != ci || shapes[1][2] != 1 || shapes[1][3] != 1)) ||
+      ps[1] != ce || ps[2] != 1 || ps[3] != 1 || os[0] != n || os[1] != co ||
+      !stage.init(params + first, ndims + first, shapes + first, ce, xs[2], xs[3], os[2], os[3], s, sym, expanded,
+                  true) ||
+      !effnet::parse_bn_params(params, ndims, shapes, wp + 1, co, &proj_bn) ||
+      (kResidual && (co != ci || os[2] != xs[2] || os[3] != xs[3])))
+    return kBadShape;
+  const float *x = static_cast<const float *>(params[0]);
+  float *out = static_cast<float *>(params[oi]);
+  const int64_t in_sz = stage.in_sz, out_sz = stage.out_sz;
+  // The expansion weights packed per block of kVec output channels (the stage's channel blocks), the projection's
+  // whole.
+  std::vector<std::vector<float>> expand_blocks;
+  if (expanded) {
+    const float *we = static_cast<const float *>(params[1]);
+    for (int64_t c0 = 0; c0 < ce; c0 += kVec)
+      expand_blocks.push_back(effnet::gemm::pack_a(we + c0 * ci, std::min<int64_t>(kVec, ce - c0), ci));
+  }
+  const std::vector<float> project = effnet::gemm::pack_a(static_cast<const float *>(params[wp]), co, ce);
+  effnet::gemm::Epilogue epilogue;
+  std::vector<float> scale, shift;
+  bn_constants(proj_bn, co, &scale, &shift);
+  epilogue.scale = scale.data();
+  epilogue.shift = shift.data();
+  const int threads = threads_for(n * (ci * in_sz + ce * (in_sz + out_sz)));
+  effnet::parallel_for(n, 1, threads, [&](int64_t begin, int64_t end) {
+    float *panel = scratch(t_panel, std::max(ci, ce) * effnet::gemm::kNR);
+    float *tile = scratch(t_gemm_tile, effnet::gemm::kMR * effnet::gemm::kNR);
+    float *y = scratch(t_stage_out, ce * out_sz);
+    float *pooled = scratch(t_pooled, ce);
+    for (int64_t b = begin; b < end; ++b) {
+      const float *xb = x + b * ci * in_sz;
+      for (int64_t c0 = 0; c0 < ce; c0 += kVec) {
+        const int64_t nc = std::min<int64_t>(kVec, ce - c0);
+        const float *src = xb + c0 * in_sz;
+        if (expanded) {
+          float *e = scratch(t_expanded, nc * in_sz);
+          effnet::gemm::rows(expand_blocks[c0 / kVec].data(), ci, xb, in_sz, 0, nc, e, effnet::gemm::Epilogue{},
+                             panel, tile);
+          src = e;
+        }
+        stage.channels(src, c0, nc, y, pooled, stage.block_taps(c0, nc));
+      }
+      float *gate = scratch(t_gate, ce);
+      se_gates(stage.se, stage.w2t.data(), pooled, ce, gate);
+      stage.excite(0, ce, y, gate);
+      effnet::gemm::Epilogue ep = epilogue;
+      if (kResidual) ep.residual = xb;
+      effnet::gemm::rows(project.data(), ce, y, out_sz, 0, co, out + b * co * out_sz, ep, panel, tile);
+    }
   });
   return kOk;
 }
@@ -1093,6 +1204,9 @@ EFFNET_CONV_KERNELS(effnet_dw_pre_bn_silu_eval, (dw_bn_silu_eval<true, false>))
 // ... and the same with the SE excitation applied (gated y).
 EFFNET_CONV_KERNELS(effnet_dw_bn_silu_se_eval, (dw_bn_silu_eval<false, true>))
 EFFNET_CONV_KERNELS(effnet_dw_pre_bn_silu_se_eval, (dw_bn_silu_eval<true, true>))
+// A whole MBConv block in inference (see mbconv_eval): without and with the residual.
+EFFNET_CONV_KERNELS(effnet_mbconv_eval, mbconv_eval<false>)
+EFFNET_CONV_KERNELS(effnet_mbconv_eval_res, mbconv_eval<true>)
 EFFNET_CONV_KERNELS(effnet_dense_fwd, dense_fwd)
 EFFNET_CONV_KERNELS(effnet_dense_bwd_x, dense_bwd_x)
 EFFNET_CONV_KERNELS(effnet_dense_bwd_w, dense_bwd_w)

@@ -112,6 +112,28 @@ class Float32Conv(Float32Cell):
         return self.op(x, weight)
 
 
+@functools.cache
+def pointwise_grads(in_channels: int, out_channels: int) -> Callable:
+    """``(x, w, dy) -> (dx, dw)``: the backward of a 1x1 conv (stride 1, no groups; see the module docstring)."""
+    conv_transposed = ops.Conv2D(out_channel=in_channels, kernel_size=(1, 1))
+    grad_weight = aot_op('effnet_pw_bwd_w', out_shape=like(2), out_dtype=like(2))
+    # MindSpore's own weight gradient (what autodiff of Conv2D uses) for the small maps.
+    grad_weight_small = _grad_ops.Conv2DBackpropFilter(out_channels, (1, 1))
+
+    def grads(x, weight, dout):
+        # Primitives, not Tensor methods: each method call is a parsed graph of argument checks at compile time
+        # (~0.8 s of B0's train-step compile over the 64 pointwise convs).
+        transposed = _transpose(_reshape(weight, (out_channels, in_channels)), (1, 0))
+        dx = conv_transposed(dout, _reshape(transposed, (in_channels, out_channels, 1, 1)))
+        if x.shape[2] * x.shape[3] >= POINTWISE_MIN_PIXELS:  # static shapes: decided when the graph compiles
+            dw = grad_weight(dout, x, weight)
+        else:
+            dw = grad_weight_small(dout, x, weight.shape)
+        return dx, dw
+
+    return grads
+
+
 class PointwiseConv(Float32Cell):
     """``(x, weight) -> conv1x1(x, weight)`` (stride 1, no groups) with the faster backward described above."""
 
@@ -120,21 +142,10 @@ class PointwiseConv(Float32Cell):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.conv = ops.Conv2D(out_channel=out_channels, kernel_size=(1, 1))
-        self.conv_transposed = ops.Conv2D(out_channel=in_channels, kernel_size=(1, 1))
-        self.grad_weight = aot_op('effnet_pw_bwd_w', out_shape=like(2), out_dtype=like(2))
-        # MindSpore's own weight gradient (what autodiff of Conv2D uses) for the small maps.
-        self.grad_weight_small = _grad_ops.Conv2DBackpropFilter(out_channels, (1, 1))
+        self.grads = pointwise_grads(in_channels, out_channels)
 
     def construct(self, x, weight):
         return self.conv(x, weight)
 
     def bprop(self, x, weight, out, dout):
-        # Primitives, not Tensor methods: each method call is a parsed graph of argument checks at compile time
-        # (~0.8 s of B0's train-step compile over the 64 pointwise convs).
-        transposed = _transpose(_reshape(weight, (self.out_channels, self.in_channels)), (1, 0))
-        dx = self.conv_transposed(dout, _reshape(transposed, (self.in_channels, self.out_channels, 1, 1)))
-        if x.shape[2] * x.shape[3] >= POINTWISE_MIN_PIXELS:  # static shapes: decided when the graph compiles
-            dw = self.grad_weight(dout, x, weight)
-        else:
-            dw = self.grad_weight_small(dout, x, weight.shape)
-        return dx, dw
+        return self.grads(x, weight, dout)

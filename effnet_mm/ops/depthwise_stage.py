@@ -49,7 +49,8 @@ def _se_grads() -> Callable:
     return grads
 
 
-def _stage_grads(stride: int, padding: str, expanded: bool, se: bool) -> Callable:
+@functools.cache
+def depthwise_stage_grads(stride: int, padding: str, expanded: bool, se: bool) -> Callable:
     """``(x, w, bn, pre_bn, se, out, dy, dpooled) -> (dx, dw, d bn, d pre_bn, d se)`` with bn = (gamma, beta,
     stats, eps), ``se`` the SE conv parameters (or ``()``) and ``out`` the stage's outputs (y, pooled)."""
     act = bn_act_op(True, False)
@@ -92,7 +93,7 @@ def depthwise_stage_op(stride: int, padding: str, expanded: bool, se: bool = Fal
     """
     name = (f'effnet_dw{"_pre" if expanded else ""}_bn_silu{"_se" if se else ""}_eval_s{stride}'
             f'{"_sym" if padding == "symmetric" else ""}')
-    grads = _stage_grads(stride, padding, expanded, se)
+    grads = depthwise_stage_grads(stride, padding, expanded, se)
     conv_shape = conv_out_shape(stride, padding)
 
     def out_shape(x, w, *_):
@@ -104,8 +105,9 @@ def depthwise_stage_op(stride: int, padding: str, expanded: bool, se: bool = Fal
     # One bprop per input list: bprops are parsed as graph code, which takes no *args.
     if expanded and se:
         def bprop(x, w, gamma, beta, stats, eps, pre_gamma, pre_beta, pre_stats, pre_eps, w1, b1, w2, b2, out, dout):
-            dx, dw, d_bn, d_pre, d_se = grads(x, w, (gamma, beta, stats, eps), (pre_gamma, pre_beta, pre_stats, pre_eps),
-                                              (w1, b1, w2, b2), out, dout[0], dout[1])
+            dx, dw, d_bn, d_pre, d_se = grads(x, w, (gamma, beta, stats, eps),
+                                              (pre_gamma, pre_beta, pre_stats, pre_eps), (w1, b1, w2, b2), out,
+                                              dout[0], dout[1])
             return (dx, dw) + d_bn + d_pre + d_se
     elif expanded:
         def bprop(x, w, gamma, beta, stats, eps, pre_gamma, pre_beta, pre_stats, pre_eps, out, dout):

@@ -6,6 +6,7 @@ from mindspore import nn
 
 from effnet_mm.ops import BatchNormAct2d
 from effnet_mm.ops.depthwise_stage import DepthwiseStage
+from effnet_mm.ops.mbconv_inference import MBConvInference
 from effnet_mm.registry import MODELS
 
 from ..layers import ConvBNAct, DropPath, SqueezeExcitation
@@ -20,7 +21,9 @@ class MBConv(nn.Cell):
     its shape (stride 1 and ``in_channels == out_channels``).  With ``expand_ratio == 1`` this is TF's
     depthwise-separable first-stage block.
 
-    In eval mode with the CPU kernels, the expansion BN + SiLU, the depthwise conv, its BN + SiLU and the SE run as
+    In eval mode with the CPU kernels, blocks with SE on large maps (from 28x28, batches of at least one image per
+    kernel thread) run as one kernel per image (:class:`~effnet_mm.ops.mbconv_inference.MBConvInference`,
+    ``inference_block``), and elsewhere the expansion BN + SiLU, the depthwise conv, its BN + SiLU and the SE run as
     one kernel (:class:`~effnet_mm.ops.depthwise_stage.DepthwiseStage`, ``inference_stage``) on the same
     parameters; the result is that of the separate layers to float32 rounding.
 
@@ -74,9 +77,15 @@ class MBConv(nn.Cell):
             pre_eps = self.expand_conv.bn.eps if self.expand_conv is not None else 1e-3
             self.inference_stage = DepthwiseStage(stride, dw_conv.kernel_padding, self.expand_conv is not None,
                                                   self.depthwise_conv.bn.eps, pre_eps, se=self.se is not None)
+        self.inference_block = None
+        if self.inference_stage is not None and self.se is not None and self._fixed_bn(self.linear_conv.bn):
+            self.inference_block = MBConvInference(stride, dw_conv.kernel_padding, (in_channels, hidden, out_channels),
+                                                   (self.depthwise_conv.bn.eps, pre_eps, self.linear_conv.bn.eps))
 
     def construct(self, x, drop_masks=None):
         """``drop_masks``: optional ``(num_drop_path_blocks, N)`` per-sample drop-path factors of the backbone."""
+        if self._inference_block_applies(x):
+            return self._fused_block(x)
         if self._inference_stage_applies():
             out = self._fused_stage(x)
         else:
@@ -99,12 +108,23 @@ class MBConv(nn.Cell):
         """A BatchNorm + SiLU on kernels that uses its moving statistics outside training."""
         return isinstance(bn, BatchNormAct2d) and bn.silu and bn.use_kernel and bn.use_batch_statistics is not True
 
+    @staticmethod
+    def _fixed_bn(bn) -> bool:
+        """A BatchNorm without activation on kernels that uses its moving statistics outside training."""
+        return (isinstance(bn, BatchNormAct2d) and not bn.silu and bn.use_kernel
+                and bn.use_batch_statistics is not True)
+
     def _inference_stage_applies(self) -> bool:
         # Compile-time constants under jit.  Checked at every call: AMP may wrap the BN layers, set_kernels may switch.
         return (not self.training and self.inference_stage is not None and self.inference_stage.use_kernel
                 and self.depthwise_conv.conv.use_kernel and self._silu_bn(self.depthwise_conv.bn)
                 and (self.expand_conv is None or self._silu_bn(self.expand_conv.bn))
                 and (self.se is None or self.se.gate.use_kernel))
+
+    def _inference_block_applies(self, x) -> bool:
+        return (self.inference_block is not None and self.inference_block.applies_to(x)
+                and self._inference_stage_applies() and self._fixed_bn(self.linear_conv.bn)
+                and self.linear_conv.conv.use_kernel and (self.expand_conv is None or self.expand_conv.conv.use_kernel))
 
     def _fused_stage(self, x):
         conv, bn = self.depthwise_conv.conv, self.depthwise_conv.bn
@@ -119,3 +139,16 @@ class MBConv(nn.Cell):
                                           bn.moving_variance, pre.gamma, pre.beta, pre.moving_mean,
                                           pre.moving_variance, *se)
         return out
+
+    def _fused_block(self, x):
+        dw, bn, proj = self.depthwise_conv, self.depthwise_conv.bn, self.linear_conv
+        pre = None
+        w_e = None
+        if self.expand_conv is not None:
+            w_e = self.expand_conv.conv.weight
+            pre = (self.expand_conv.bn.gamma, self.expand_conv.bn.beta, self.expand_conv.bn.moving_mean,
+                   self.expand_conv.bn.moving_variance)
+        return self.inference_block(
+            x, w_e, dw.conv.weight, (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance), pre,
+            (self.se.conv1.weight, self.se.conv1.bias, self.se.conv2.weight, self.se.conv2.bias), proj.conv.weight,
+            (proj.bn.gamma, proj.bn.beta, proj.bn.moving_mean, proj.bn.moving_variance))
