@@ -17,13 +17,14 @@ pytestmark = pytest.mark.skipif(kernels_unavailable_reason() is not None,
 
 # (N, Ci, Ce, Co, H, W, k, stride, padding): residual blocks (stride 1, Co = Ci) and not, no expansion (Ce = Ci), row
 # kernels and channel tiles (at most 8 output columns), channel counts that leave partial GEMM slivers and panels,
-# symmetric padding, one image (fewer than the threads).
+# symmetric padding, one image (fewer than the threads), a map as large as those MBConv runs here.
 CASES = [
     (2, 8, 48, 8, 13, 12, 3, 1, 'same'),
     (3, 12, 40, 20, 15, 17, 5, 2, 'same'),
     (2, 16, 16, 8, 11, 11, 3, 1, 'same'),
     (2, 10, 60, 10, 7, 6, 5, 1, 'same'),
     (1, 6, 36, 14, 16, 16, 3, 2, 'symmetric'),
+    (2, 8, 32, 8, 28, 29, 3, 1, 'same'),
 ]
 
 
