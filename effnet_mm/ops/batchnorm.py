@@ -152,6 +152,14 @@ class BatchNormAct2d(KernelSwitch, nn.BatchNorm2d):
         return f'{super().extend_repr()}, act={"SiLU" if self.silu else None}, use_kernel={self.use_kernel}'
 
 
+def on_moving_stats_kernel(bn, silu: bool) -> bool:
+    """Whether ``bn`` is a :class:`BatchNormAct2d` with (``silu``) or without SiLU that computes on its kernel with the
+    moving statistics unless training: the layers the eval-mode fusions (``DepthwiseStage``, ``MBConvInference``,
+    ``ConvBNSiLUInference``) may stand in for."""
+    return (isinstance(bn, BatchNormAct2d) and bn.silu == silu and bn.use_kernel
+            and bn.use_batch_statistics is not True)
+
+
 class FusedBatchNormAct(_FixedStatsKernel):
     """Deprecated: :class:`BatchNormAct2d` is the BatchNorm (+ SiLU) layer now (``ConvBNAct`` uses it).
 

@@ -1003,6 +1003,119 @@ std::vector<float> pack_all(const float *x, int64_t planes, const Plane &g) {
   return packed;
 }
 
+// Output channels per block of the eval stem kernel: each input vector (one tap of one input channel over kVec
+// output columns) is loaded once for the block's channels.  The accumulators must stay in registers: 8 zmm with
+// AVX-512, 4 x 2 ymm otherwise.
+#if defined(__AVX512F__)
+constexpr int kDenseBlock = 8;
+#else
+constexpr int kDenseBlock = 4;
+#endif
+
+// One output row of a block of kDenseBlock output channels: y[j][oh][ow] = sum over c, kh, kw of
+// w[j][c][kh][kw] * x_padded[c][oh * S + kh][ow * S + kw], from the phase-split planes of one image (`packed`, ci
+// planes of g.size() floats) and weights padded to whole blocks (`w`: kDenseBlock x ci x K x K).  Rows of outputs
+// past the block's channel count (`rows`) are not written.
+template <int K, int S>
+void dense_block_row(const float *packed, int64_t ci, const float *w, const Plane &g, int64_t oh, int64_t rows,
+                     int64_t out_sz, float *y) {
+  const int64_t plane = g.size(), phase = g.hp * g.wq, taps = ci * K * K;
+  for (int64_t ow0 = 0; ow0 < g.wo; ow0 += kVec) {
+    VecF acc[kDenseBlock] = {};
+    for (int64_t c = 0; c < ci; ++c) {
+      const float *xc = packed + c * plane + oh * S * g.wq + ow0;
+#pragma GCC unroll 7
+      for (int kh = 0; kh < K; ++kh) {
+#pragma GCC unroll 7
+        for (int kw = 0; kw < K; ++kw) {
+          const VecF xv = load_vec(xc + (kw % S) * phase + kh * g.wq + kw / S);
+          const float *wt = w + (c * K + kh) * K + kw;
+#pragma GCC unroll 8
+          for (int j = 0; j < kDenseBlock; ++j) acc[j] += xv * wt[j * taps];
+        }
+      }
+    }
+    const int64_t cols = g.wo - ow0 < kVec ? g.wo - ow0 : kVec;
+    for (int64_t j = 0; j < rows; ++j) {
+      float *dst = y + j * out_sz + oh * g.wo + ow0;
+      if (cols == kVec) {
+        store_vec(dst, acc[j]);
+      } else {
+        float lanes[kVec];
+        store_vec(lanes, acc[j]);
+        std::memcpy(dst, lanes, sizeof(float) * cols);
+      }
+    }
+  }
+}
+
+template <int K, int S>
+void dense_block_rows(const float *packed, int64_t ci, const float *w, const Plane &g, int64_t oh0, int64_t oh1,
+                      int64_t rows, int64_t out_sz, float *y) {
+  for (int64_t oh = oh0; oh < oh1; ++oh) dense_block_row<K, S>(packed, ci, w, g, oh, rows, out_sz, y);
+}
+
+typedef void (*DenseRowsFn)(const float *, int64_t, const float *, const Plane &, int64_t, int64_t, int64_t, int64_t,
+                            float *);
+
+// The channel-blocked rows for k in {3, 5, 7} x stride {1, 2}; null otherwise.
+DenseRowsFn select_dense_rows(const Plane &g) {
+  switch (g.k * 10 + g.s) {
+    case 31: return dense_block_rows<3, 1>;
+    case 32: return dense_block_rows<3, 2>;
+    case 51: return dense_block_rows<5, 1>;
+    case 52: return dense_block_rows<5, 2>;
+    case 71: return dense_block_rows<7, 1>;
+    case 72: return dense_block_rows<7, 2>;
+    default: return nullptr;
+  }
+}
+
+// The stem in inference: y = silu(bn(conv(x, w))) for a dense conv, BN on given (moving) statistics; inputs x, w,
+// gamma, beta, stats (2, Co), eps (1).  Output channels in blocks (each input vector loaded once per block), bands of
+// rows per work item, the BN + SiLU applied to each band while it is in cache.  Inference only: the training stem keeps
+// the per-channel forward, whose summation order the from-scratch runs were tuned with (a different order moved the
+// demo's 3-epoch accuracy by several points, docs/performance.md).
+int dense_bn_silu_eval(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s,
+                       bool sym) {
+  if (nparam != 7 || ndims[0] != 4 || ndims[1] != 4 || ndims[6] != 4) return kBadArgs;
+  if (!all_float32(nparam, dtypes)) return kBadDtype;
+  const int64_t *xs = shapes[0], *ws = shapes[1], *ys = shapes[6];
+  const int64_t n = xs[0], ci = xs[1], co = ws[0], k = ws[2];
+  Plane g;
+  effnet::BnParams bn;
+  if (ws[1] != ci || ws[3] != k || ys[0] != n || ys[1] != co || !make_plane(xs[2], xs[3], ys[2], ys[3], k, s, sym, &g) ||
+      !effnet::parse_bn_params(params, ndims, shapes, 2, co, &bn))
+    return kBadShape;
+  const DenseRowsFn rows_fn = select_dense_rows(g);
+  if (rows_fn == nullptr) return kBadShape;
+  const float *x = static_cast<const float *>(params[0]);
+  const float *w = static_cast<const float *>(params[1]);
+  float *y = static_cast<float *>(params[6]);
+  std::vector<float> scale, shift;
+  bn_constants(bn, co, &scale, &shift);
+  const std::vector<float> packed = pack_all(x, n * ci, g);
+  const int64_t out_sz = g.ho * g.wo, blocks = (co + kDenseBlock - 1) / kDenseBlock, taps = ci * k * k;
+  // Weights zero-padded to whole blocks of output channels; work items are (image, channel block, row band).
+  std::vector<float> wp(blocks * kDenseBlock * taps, 0.0f);
+  std::memcpy(wp.data(), w, sizeof(float) * co * taps);
+  const int64_t band = 8, bands = (g.ho + band - 1) / band;
+  effnet::parallel_for(n * blocks * bands, 1, threads_for(n * co * out_sz * ci), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t b = i / (blocks * bands), blk = i / bands % blocks, oh0 = i % bands * band;
+      const int64_t oh1 = oh0 + band < g.ho ? oh0 + band : g.ho;
+      const int64_t c0 = blk * kDenseBlock, rows = co - c0 < kDenseBlock ? co - c0 : kDenseBlock;
+      float *yb = y + (b * co + c0) * out_sz;
+      rows_fn(packed.data() + b * ci * g.size(), ci, wp.data() + c0 * taps, g, oh0, oh1, rows, out_sz, yb);
+      for (int64_t j = 0; j < rows; ++j) {
+        float *dst = yb + j * out_sz + oh0 * g.wo;
+        effnet::silu_span(dst, (oh1 - oh0) * g.wo, scale[c0 + j], shift[c0 + j], dst);
+      }
+    }
+  });
+  return kOk;
+}
+
 int dense_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s, bool sym) {
   if (nparam != 3 || !is_4d(nparam, ndims)) return kBadArgs;
   if (!all_float32(nparam, dtypes)) return kBadDtype;
@@ -1208,6 +1321,8 @@ EFFNET_CONV_KERNELS(effnet_dw_pre_bn_silu_se_eval, (dw_bn_silu_eval<true, true>)
 EFFNET_CONV_KERNELS(effnet_mbconv_eval, mbconv_eval<false>)
 EFFNET_CONV_KERNELS(effnet_mbconv_eval_res, mbconv_eval<true>)
 EFFNET_CONV_KERNELS(effnet_dense_fwd, dense_fwd)
+// The stem in inference (dense conv + BN + SiLU, see dense_bn_silu_eval).
+EFFNET_CONV_KERNELS(effnet_dense_bn_silu_eval, dense_bn_silu_eval)
 EFFNET_CONV_KERNELS(effnet_dense_bwd_x, dense_bwd_x)
 EFFNET_CONV_KERNELS(effnet_dense_bwd_w, dense_bwd_w)
 

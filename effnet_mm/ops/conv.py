@@ -17,10 +17,12 @@ from __future__ import annotations
 import functools
 from typing import Callable, Optional
 
-from mindspore import ops
+import mindspore as ms
+from mindspore import Tensor, ops
 from mindspore.ops.operations import _grad_ops
 
-from .kernel_cell import Float32Cell, aot_op, like
+from .batchnorm import bn_act_grad
+from .kernel_cell import Float32Cell, KernelSwitch, aot_op, like
 
 KINDS = ('depthwise', 'dense')
 #: Smallest H * W whose 1x1 weight gradient runs on the kernel (28 x 28; oneDNN wins below, measured on B0 shapes).
@@ -110,6 +112,62 @@ class Float32Conv(Float32Cell):
 
     def construct(self, x, weight):
         return self.op(x, weight)
+
+
+#: Kernel sizes of the eval stem kernel (:class:`ConvBNSiLUInference`).
+CONV_BN_SILU_KERNEL_SIZES = (3, 5, 7)
+
+
+@functools.cache
+def conv_bn_silu_op(stride: int, padding: str = 'same') -> ops.Custom:
+    """``(x, w, gamma, beta, stats, eps) -> silu(bn(conv(x, w)))`` for a dense k x k conv (k in 3, 5, 7) with the BN on
+    given statistics, with its ``bprop`` (through the separate conv and BN kernels)."""
+    _kernel_name('dense', stride, padding)  # checks the arguments
+    conv = conv_op('dense', stride, padding)
+    conv_grads = conv_grad('dense', stride, padding)
+    bn_grads = bn_act_grad(True, False)
+
+    def bprop(x, w, gamma, beta, stats, eps, out, dout):
+        d_bn = bn_grads(conv(x, w), gamma, beta, stats, eps, dout)
+        dx, dw = conv_grads(x, w, d_bn[0])
+        return (dx, dw) + d_bn[1:]
+
+    name = f'effnet_dense_bn_silu_eval_s{stride}{"_sym" if padding == "symmetric" else ""}'
+    return aot_op(name, out_shape=conv_out_shape(stride, padding), out_dtype=like(0), bprop=bprop)
+
+
+class ConvBNSiLUInference(KernelSwitch, Float32Cell):
+    """A dense k x k conv, its BatchNorm on the moving statistics and SiLU in one kernel: the eval-mode stem.
+
+    ``(x, weight, gamma, beta, moving_mean, moving_variance) -> y``; called by
+    :class:`~effnet_mm.models.layers.ConvBNAct` in eval mode (no parameters of its own).  Output channels are computed
+    in blocks that load each input vector once (the training stem keeps its per-channel summation order, see
+    ``conv.cc`` ``dense_bn_silu_eval``).
+
+    Example (built by ``ConvBNAct``, not from a config)::
+
+        stem = ConvBNSiLUInference(stride=2, padding='same', eps=1e-3)
+
+    Args:
+        stride: conv stride (1 or 2).
+        padding: ``'same'`` (TF) or ``'symmetric'`` (``k // 2``), as the conv's kernel padding.
+        eps: the BatchNorm's epsilon.
+    """
+
+    def __init__(self, stride: int, padding: str, eps: float) -> None:
+        super().__init__()
+        self.stride = stride
+        self.padding = padding
+        self.eps = Tensor([eps], ms.float32)
+        self.use_kernel = False
+        self.kernel = None
+        self.enable_kernel(True)
+
+    def make_kernel(self) -> ops.Custom:
+        return conv_bn_silu_op(self.stride, self.padding)
+
+    def construct(self, x, weight, gamma, beta, mean, variance):
+        return self.kernel(x, weight, gamma, beta, ops.stack((mean, variance)), self.eps)
 
 
 @functools.cache

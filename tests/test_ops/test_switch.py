@@ -24,17 +24,18 @@ pytestmark = pytest.mark.skipif(kernels_unavailable_reason() is not None,
 
 
 def _net():
-    # stem conv + BN/SiLU, depthwise conv + BN/SiLU, a 1x1 conv, and a strided 1x1 conv (never a kernel)
+    # stem conv + BN/SiLU (+ its eval kernel), depthwise conv + BN/SiLU, a 1x1 conv, and a strided 1x1 conv (never a
+    # kernel)
     return nn.SequentialCell([ConvBNAct(3, 8, 3, stride=2), ConvBNAct(8, 8, 3, groups=8), Conv2dSame(8, 4, 1),
                               Conv2dSame(4, 4, 1, stride=2)])
 
 
 def test_set_kernels_and_context_manager():
     net = _net()
-    assert set_kernels(net, True) == 5
+    assert set_kernels(net, True) == 6
     with kernels_disabled(net):
         assert not any(getattr(cell, 'use_kernel', False) for _, cell in net.cells_and_names())
-    assert set_kernels(net, True) == 5
+    assert set_kernels(net, True) == 6
     net[0].bn.enable_kernel(False)
     with kernels_disabled(net):
         pass
@@ -45,7 +46,7 @@ def test_set_kernels_and_context_manager():
 def test_deprecated_names_still_work_and_warn():
     net = _net()
     with pytest.warns(DeprecationWarning, match='set_kernels'):
-        assert set_fast_conv(net, True) == 5
+        assert set_fast_conv(net, True) == 6
     with pytest.warns(DeprecationWarning, match='kernels_disabled'):
         with fast_conv_disabled(net):
             assert not net[0].conv.fast_conv
@@ -87,8 +88,8 @@ def _b0_loss_and_grads(kernels: bool):
     # k x k convs: stem + 16 depthwise; 1x1 convs: 15 expand + 16 project + head + 2 x 16 SE;
     # SE: 16 x (mean, SiLU, sigmoid gate); BN (+ SiLU) of all 49 ConvBNAct; the neck's global mean; the 16 blocks'
     # fused inference stages and whole-block inference kernels (used by the eval forward below, the block kernel on
-    # the maps from 28 x 28: here the first blocks' 32 x 32)
-    assert set_kernels(model, kernels) == (17 + 64 + 48 + 49 + 1 + 16 + 16 if kernels else 0)
+    # the maps from 28 x 28: here the first blocks' 32 x 32); the eval stem kernel
+    assert set_kernels(model, kernels) == (17 + 64 + 48 + 49 + 1 + 16 + 16 + 1 if kernels else 0)
     model.set_train(True)
     rng = np.random.default_rng(0)
     x = ms.Tensor(rng.standard_normal((2, 3, 64, 64)).astype(np.float32))

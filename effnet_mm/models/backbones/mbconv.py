@@ -4,7 +4,7 @@ from typing import Mapping, Optional
 
 from mindspore import nn
 
-from effnet_mm.ops import BatchNormAct2d
+from effnet_mm.ops.batchnorm import on_moving_stats_kernel
 from effnet_mm.ops.depthwise_stage import DepthwiseStage
 from effnet_mm.ops.mbconv_inference import MBConvInference
 from effnet_mm.registry import MODELS
@@ -105,14 +105,11 @@ class MBConv(nn.Cell):
 
     @staticmethod
     def _silu_bn(bn) -> bool:
-        """A BatchNorm + SiLU on kernels that uses its moving statistics outside training."""
-        return isinstance(bn, BatchNormAct2d) and bn.silu and bn.use_kernel and bn.use_batch_statistics is not True
+        return on_moving_stats_kernel(bn, silu=True)
 
     @staticmethod
     def _fixed_bn(bn) -> bool:
-        """A BatchNorm without activation on kernels that uses its moving statistics outside training."""
-        return (isinstance(bn, BatchNormAct2d) and not bn.silu and bn.use_kernel
-                and bn.use_batch_statistics is not True)
+        return on_moving_stats_kernel(bn, silu=False)
 
     def _inference_stage_applies(self) -> bool:
         # Compile-time constants under jit.  Checked at every call: AMP may wrap the BN layers, set_kernels may switch.
