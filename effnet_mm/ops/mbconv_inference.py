@@ -3,7 +3,7 @@
 :class:`~effnet_mm.ops.depthwise_stage.DepthwiseStage` keeps an eval block's depthwise stage and SE in one pass, but
 its input (the expansion conv's output) and its output (the projection conv's input) are still full tensors that
 oneDNN's 1x1 convs write to and read from memory.  On the large maps of the first stages those convs are
-memory-bound: one image's 1x1 conv from cache ran 1.6-2.8x faster per image than a batch-32 call (B0 shapes from
+memory-bound: one image's 1x1 conv from cache ran 1.25-2.8x faster per image than a batch-32 call (B0 shapes from
 112x112 down to 28x28; the same on the 14x14 maps, slower on 7x7, where one image's 49 columns fill one and a bit
 48-column GEMM panels).  :class:`MBConvInference` runs the whole block per image instead: the expansion conv
 (``gemm.h``) a block of channels at a time into a buffer the stage reads at once, the SE, then the projection conv
