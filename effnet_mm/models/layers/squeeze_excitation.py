@@ -35,9 +35,5 @@ class SqueezeExcitation(nn.Cell):
         self.gate = SigmoidGate()
 
     def construct(self, x):
-        return self.excite(x, self.squeeze(x))
-
-    def excite(self, x, squeezed):
-        """The gate from an already computed squeeze ``mean(x, (2, 3))`` (the fused inference stage computes it)."""
-        s = self.conv2(self.act(self.conv1(squeezed)))
+        s = self.conv2(self.act(self.conv1(self.squeeze(x))))
         return self.gate(x, s)
