@@ -44,6 +44,21 @@ inline VecF load_vec(const float *p) {
 
 inline void store_vec(float *p, VecF v) { std::memcpy(p, &v, sizeof(v)); }
 
+// Stores the first min(n, kVec) lanes of v.
+inline void store_chunk(float *p, VecF v, int64_t n) {
+  if (n >= kVec) {
+    store_vec(p, v);
+    return;
+  }
+#if defined(__AVX512F__)
+  _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1u), (__m512)v);
+#else
+  float lanes[kVec];
+  store_vec(lanes, v);
+  std::memcpy(p, lanes, sizeof(float) * n);
+#endif
+}
+
 typedef double VecD __attribute__((vector_size(kVec * sizeof(double))));
 
 // Per-thread scratch buffers, reused across calls (grown, never shrunk).
@@ -118,31 +133,55 @@ bool make_plane(int64_t h, int64_t w, int64_t ho, int64_t wo, int64_t k, int64_t
   return true;
 }
 
-// Copy one input plane into the phase-split padded buffer: buf[p][r][j] = x[r - pt][j * s + p - pl] (0 outside),
-// and zero the slack after it (vector chunks read into it; its products must be finite zeros).
-void pack(const float *x, const Plane &g, float *buf) {
+// dst[j] = src[2 * j] for j < n; src is read up to src[2 * n - 1].
+inline void take_even(const float *src, int64_t n, float *dst) {
+  int64_t j = 0;
+#if defined(__AVX512F__)
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  for (; j + 16 <= n; j += 16)
+    _mm512_storeu_ps(dst + j, _mm512_permutex2var_ps(_mm512_loadu_ps(src + 2 * j), even, _mm512_loadu_ps(src + 2 * j + 16)));
+#endif
+  for (; j < n; ++j) dst[j] = src[2 * j];
+}
+
+// Copy one input plane into the phase-split padded buffer: buf[p][r][j] = f(x[r - pt][j * s + p - pl]) (0 outside)
+// with `row_fn(src, n, dst)` writing f of n contiguous values, and zero the slack after it (vector chunks read into
+// it; its products must be finite zeros).  With stride 2 a row goes through f into `row` (w + 1 floats) before its
+// columns are split by phase.
+template <typename RowFn>
+void pack_with(const float *x, const Plane &g, float *buf, float *row, RowFn &&row_fn) {
   std::memset(buf + g.s * g.hp * g.wq, 0, sizeof(float) * kSlack);
+  // Columns j with 0 <= j * s + p - pl < w hold data in phase p: [j0[p], j1[p]); the rest is padding.
+  int64_t j0[2], j1[2];
   for (int64_t p = 0; p < g.s; ++p) {
-    // Columns j with 0 <= j * s + p - pl < w hold data: [j0, j1); the rest is padding.
-    const int64_t j0 = std::min<int64_t>(g.wq, std::max<int64_t>(0, (g.pl - p + g.s - 1) / g.s));
-    const int64_t j1 = std::max<int64_t>(j0, std::min<int64_t>(g.wq, (g.w - p + g.pl + g.s - 1) / g.s));
-    for (int64_t r = 0; r < g.hp; ++r) {
+    j0[p] = std::min<int64_t>(g.wq, std::max<int64_t>(0, (g.pl - p + g.s - 1) / g.s));
+    j1[p] = std::max<int64_t>(j0[p], std::min<int64_t>(g.wq, (g.w - p + g.pl + g.s - 1) / g.s));
+  }
+  for (int64_t r = 0; r < g.hp; ++r) {
+    const int64_t ih = r - g.pt;
+    if (ih < 0 || ih >= g.h) {
+      for (int64_t p = 0; p < g.s; ++p) std::memset(buf + (p * g.hp + r) * g.wq, 0, sizeof(float) * g.wq);
+      continue;
+    }
+    if (g.s == 2) row_fn(x + ih * g.w, g.w, row);
+    for (int64_t p = 0; p < g.s; ++p) {
       float *dst = buf + (p * g.hp + r) * g.wq;
-      const int64_t ih = r - g.pt;
-      if (ih < 0 || ih >= g.h) {
-        std::memset(dst, 0, sizeof(float) * g.wq);
-        continue;
-      }
-      const float *src = x + ih * g.w + p - g.pl;  // src[j * s] is column j
-      for (int64_t j = 0; j < j0; ++j) dst[j] = 0.0f;
+      for (int64_t j = 0; j < j0[p]; ++j) dst[j] = 0.0f;
       if (g.s == 1) {
-        std::memcpy(dst + j0, src + j0, sizeof(float) * (j1 - j0));
-      } else {
-        for (int64_t j = j0; j < j1; ++j) dst[j] = src[j * 2];
+        row_fn(x + ih * g.w + j0[p] - g.pl, j1[p] - j0[p], dst + j0[p]);
+      } else {  // column j of the phase is row[j * 2 + p - pl]
+        take_even(row + 2 * j0[p] + p - g.pl, j1[p] - j0[p], dst + j0[p]);
       }
-      for (int64_t j = j1; j < g.wq; ++j) dst[j] = 0.0f;
+      for (int64_t j = j1[p]; j < g.wq; ++j) dst[j] = 0.0f;
     }
   }
+}
+
+thread_local std::vector<float> t_row;
+
+void pack(const float *x, const Plane &g, float *buf) {
+  const auto copy = [](const float *src, int64_t n, float *dst) { std::memcpy(dst, src, sizeof(float) * n); };
+  pack_with(x, g, buf, g.s == 2 ? scratch(t_row, g.w + 1) : nullptr, copy);
 }
 
 // Inverse of pack for gradients: dx[ih][iw] = dbuf[p][ih + pt][j] with iw + pl = j * s + p (padding dropped).
@@ -259,6 +298,27 @@ void plane_fwd_t(const float *buf, const float *wk, const Plane &g, float *y) {
   }
 }
 
+// The depthwise stage's conv of one plane in inference: y = conv(x_padded, w), written once (no zeroing, no
+// read-back; a row's last chunk is a masked store where plane_fwd_t adds column by column — a 14-wide row is all tail).
+template <int K, int S>
+void plane_fwd_set_t(const float *buf, const float *wk, const Plane &g, float *y) {
+  for (int64_t oh = 0; oh < g.ho; ++oh) {
+    float *yr = y + oh * g.wo;
+    for (int64_t ow0 = 0; ow0 < g.wo; ow0 += kVec) {
+      VecF acc = {};
+      for (int kh = 0; kh < K; ++kh) {
+        for (int kw = 0; kw < K; ++kw) acc += wk[kh * K + kw] * load_vec(tap_row_s<S>(buf, g, oh, kh, kw) + ow0);
+      }
+      store_chunk(yr + ow0, acc, g.wo - ow0);
+    }
+  }
+}
+
+void plane_fwd_set_generic(const float *buf, const float *wk, const Plane &g, float *y) {
+  std::memset(y, 0, sizeof(float) * g.ho * g.wo);
+  plane_fwd_generic(buf, wk, g, y);
+}
+
 // Loads kVec values of a dy row starting at ow0, zero beyond the row end.
 inline VecF load_row_chunk(const float *row, int64_t ow0, int64_t wo) {
   const int64_t n = wo - ow0 < kVec ? wo - ow0 : kVec;
@@ -324,17 +384,19 @@ struct Kernels {
   static constexpr FwdFn fwd = plane_fwd_t<K, S>;
   static constexpr FwdFn bwd_x = plane_bwd_x_t<K, S>;
   static constexpr BwdWFn bwd_w = plane_bwd_w_t<K, S>;
+  static constexpr FwdFn fwd_set = plane_fwd_set_t<K, S>;
 };
 
 struct PlaneKernels {
   FwdFn fwd;    // y += conv(x_padded, w)
   FwdFn bwd_x;  // dbuf += conv_transpose(dy, w)
   BwdWFn bwd_w; // acc += correlate(dy, x_padded)
+  FwdFn fwd_set;  // y = conv(x_padded, w)
 };
 
 template <int K, int S>
 PlaneKernels specialised() {
-  return {Kernels<K, S>::fwd, Kernels<K, S>::bwd_x, Kernels<K, S>::bwd_w};
+  return {Kernels<K, S>::fwd, Kernels<K, S>::bwd_x, Kernels<K, S>::bwd_w, Kernels<K, S>::fwd_set};
 }
 
 // Specialised kernels for k in {3, 5, 7} and stride in {1, 2}; the generic loops otherwise.
@@ -347,7 +409,7 @@ PlaneKernels select_kernels(const Plane &g) {
     case 52: return specialised<5, 2>();
     case 71: return specialised<7, 1>();
     case 72: return specialised<7, 2>();
-    default: return {plane_fwd_generic, plane_bwd_x_generic, plane_bwd_w_generic};
+    default: return {plane_fwd_generic, plane_bwd_x_generic, plane_bwd_w_generic, plane_fwd_set_generic};
   }
 }
 
@@ -812,15 +874,14 @@ struct StageEval {
       float *yp = y + ch * out_sz;
       if (!tiles) {
         const float *plane = src + l * in_sz;
-        if (pre) {
+        if (pre) {  // whole planes: a SiLU pass costs per vector, and a short row ends in a part-filled one
           float *act = scratch(t_act, in_sz);
           effnet::silu_span(plane, in_sz, a1[ch], b1[ch], act);
           plane = act;
         }
         float *buf = scratch(t_buf, g.size());
         pack(plane, g, buf);
-        std::memset(yp, 0, sizeof(float) * out_sz);
-        plane_kern.fwd(buf, w + ch * taps, g, yp);
+        plane_kern.fwd_set(buf, w + ch * taps, g, yp);
       }
       effnet::silu_span(yp, out_sz, a2[ch], b2[ch], yp);
       pooled[ch] = effnet::plane_mean(yp, out_sz);
@@ -993,12 +1054,16 @@ int mbconv_eval(int nparam, void **params, int *ndims, int64_t **shapes, const c
 // ---------------------------------------------------------------------------------------------------------------
 // Dense (groups = 1, meant for the 3-channel stem): x (N, Ci, H, W), w (Co, Ci, K, K), y (N, Co, Ho, Wo).
 
-// Phase-split padded copies of all N * Ci input planes, shared by the output-channel tasks.
-std::vector<float> pack_all(const float *x, int64_t planes, const Plane &g) {
-  std::vector<float> packed(planes * g.size());
+thread_local std::vector<float> t_packed;
+
+// Phase-split padded copies of all N * Ci input planes, shared by the output-channel tasks, in a buffer of the calling
+// thread that lives until its next call.  Reused rather than allocated per call: a fresh 19 MB (the stem's input at
+// 224 px, batch 32) comes from mmap as new pages, zeroed by the kernel and faulted in one by one (~5 ms a call).
+const float *pack_all(const float *x, int64_t planes, const Plane &g) {
+  float *packed = scratch(t_packed, planes * g.size());
   const int64_t in_sz = g.h * g.w;
   effnet::parallel_for(planes, kChunk, threads_for(2 * planes * in_sz), [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) pack(x + i * in_sz, g, packed.data() + i * g.size());
+    for (int64_t i = begin; i < end; ++i) pack(x + i * in_sz, g, packed + i * g.size());
   });
   return packed;
 }
@@ -1035,17 +1100,7 @@ void dense_block_row(const float *packed, int64_t ci, const float *w, const Plan
         }
       }
     }
-    const int64_t cols = g.wo - ow0 < kVec ? g.wo - ow0 : kVec;
-    for (int64_t j = 0; j < rows; ++j) {
-      float *dst = y + j * out_sz + oh * g.wo + ow0;
-      if (cols == kVec) {
-        store_vec(dst, acc[j]);
-      } else {
-        float lanes[kVec];
-        store_vec(lanes, acc[j]);
-        std::memcpy(dst, lanes, sizeof(float) * cols);
-      }
-    }
+    for (int64_t j = 0; j < rows; ++j) store_chunk(y + j * out_sz + oh * g.wo + ow0, acc[j], g.wo - ow0);
   }
 }
 
@@ -1094,7 +1149,7 @@ int dense_bn_silu_eval(int nparam, void **params, int *ndims, int64_t **shapes, 
   float *y = static_cast<float *>(params[6]);
   std::vector<float> scale, shift;
   bn_constants(bn, co, &scale, &shift);
-  const std::vector<float> packed = pack_all(x, n * ci, g);
+  const float *packed = pack_all(x, n * ci, g);
   const int64_t out_sz = g.ho * g.wo, blocks = (co + kDenseBlock - 1) / kDenseBlock, taps = ci * k * k;
   // Weights zero-padded to whole blocks of output channels; work items are (image, channel block, row band).
   std::vector<float> wp(blocks * kDenseBlock * taps, 0.0f);
@@ -1106,7 +1161,7 @@ int dense_bn_silu_eval(int nparam, void **params, int *ndims, int64_t **shapes, 
       const int64_t oh1 = oh0 + band < g.ho ? oh0 + band : g.ho;
       const int64_t c0 = blk * kDenseBlock, rows = co - c0 < kDenseBlock ? co - c0 : kDenseBlock;
       float *yb = y + (b * co + c0) * out_sz;
-      rows_fn(packed.data() + b * ci * g.size(), ci, wp.data() + c0 * taps, g, oh0, oh1, rows, out_sz, yb);
+      rows_fn(packed + b * ci * g.size(), ci, wp.data() + c0 * taps, g, oh0, oh1, rows, out_sz, yb);
       for (int64_t j = 0; j < rows; ++j) {
         float *dst = yb + j * out_sz + oh0 * g.wo;
         effnet::silu_span(dst, (oh1 - oh0) * g.wo, scale[c0 + j], shift[c0 + j], dst);
@@ -1128,7 +1183,7 @@ int dense_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const cha
   const float *x = static_cast<const float *>(params[0]);
   const float *w = static_cast<const float *>(params[1]);
   float *y = static_cast<float *>(params[2]);
-  const std::vector<float> packed = pack_all(x, n * ci, g);
+  const float *packed = pack_all(x, n * ci, g);
   const int64_t out_sz = g.ho * g.wo;
   effnet::parallel_for(n * co, kChunk, threads_for(n * co * out_sz * ci), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
@@ -1136,7 +1191,7 @@ int dense_fwd(int nparam, void **params, int *ndims, int64_t **shapes, const cha
       float *yp = y + i * out_sz;
       std::memset(yp, 0, sizeof(float) * out_sz);
       for (int64_t c = 0; c < ci; ++c)
-        kern.fwd(packed.data() + (b * ci + c) * g.size(), w + (oc * ci + c) * k * k, g, yp);
+        kern.fwd(packed + (b * ci + c) * g.size(), w + (oc * ci + c) * k * k, g, yp);
     }
   });
   return kOk;
@@ -1182,7 +1237,7 @@ int dense_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const c
   const float *dy = static_cast<const float *>(params[0]);
   const float *x = static_cast<const float *>(params[1]);
   float *dw = static_cast<float *>(params[3]);
-  const std::vector<float> packed = pack_all(x, n * ci, g);
+  const float *packed = pack_all(x, n * ci, g);
   const int64_t out_sz = g.ho * g.wo, taps = k * k;
   effnet::parallel_for(co, 1, threads_for(n * co * out_sz * ci), [&](int64_t begin, int64_t end) {
     double *acc = scratch(t_acc, ci * taps * kVec);
@@ -1193,7 +1248,7 @@ int dense_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const c
       int64_t pending = 0;
       for (int64_t b = 0; b < n; ++b) {
         for (int64_t c = 0; c < ci; ++c)
-          kern.bwd_w(dy + (b * co + oc) * out_sz, packed.data() + (b * ci + c) * g.size(), g, facc + c * taps);
+          kern.bwd_w(dy + (b * co + oc) * out_sz, packed + (b * ci + c) * g.size(), g, facc + c * taps);
         pending += out_sz;
         if (pending >= kWidenEvery || b == n - 1) {
           widen_taps(facc, ci * taps, acc);
@@ -1202,6 +1257,42 @@ int dense_bwd_w(int nparam, void **params, int *ndims, int64_t **shapes, const c
       }
       reduce_taps(acc, ci * taps, dw + oc * ci * taps);
     }
+  });
+  return kOk;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 1x1 conv on small maps in inference: y = conv1x1(x, w), or act(bn(conv1x1(x, w))) with the BatchNorm on given
+// (moving) statistics in the GEMM's epilogue.  Inputs x (N, Ci, H, W), w (Co, Ci, 1, 1) [, gamma, beta, stats (2, Co),
+// eps (1)]; output y (N, Co, H, W).  oneDNN's NCHW 1x1 conv, which works per image, ran at ~150 GFLOP/s on B0's 7x7
+// maps (~190 on 14x14); the columns of all images as one matrix (gemm.h `columns`) at ~200 (2-core AVX-512 AMD EPYC,
+// docs/performance.md), and the BN pass after the conv goes away.
+template <bool kSiLU>
+int pointwise_eval(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
+  if ((nparam != 3 && nparam != 7) || ndims[0] != 4 || ndims[1] != 4 || ndims[nparam - 1] != 4) return kBadArgs;
+  if (!all_float32(nparam, dtypes)) return kBadDtype;
+  const bool with_bn = nparam == 7;
+  const int64_t *xs = shapes[0], *ws = shapes[1], *ys = shapes[nparam - 1];
+  const int64_t n = xs[0], ci = xs[1], p = xs[2] * xs[3], co = ws[0];
+  effnet::BnParams bn;
+  if (ws[1] != ci || ws[2] != 1 || ws[3] != 1 || ys[0] != n || ys[1] != co || ys[2] != xs[2] || ys[3] != xs[3] ||
+      (with_bn && !effnet::parse_bn_params(params, ndims, shapes, 2, co, &bn)) || (kSiLU && !with_bn))
+    return kBadShape;
+  const std::vector<float> a = effnet::gemm::pack_a(static_cast<const float *>(params[1]), co, ci);
+  std::vector<float> scale, shift;
+  effnet::gemm::Epilogue epilogue;
+  if (with_bn) {
+    bn_constants(bn, co, &scale, &shift);
+    epilogue.scale = scale.data();
+    epilogue.shift = shift.data();
+  }
+  epilogue.silu = kSiLU;
+  const float *x = static_cast<const float *>(params[0]);
+  float *y = static_cast<float *>(params[nparam - 1]);
+  const int64_t panels = (n * p + effnet::gemm::kNR - 1) / effnet::gemm::kNR;
+  effnet::parallel_for(panels, 1, threads_for(n * p * (ci + co)), [&](int64_t begin, int64_t end) {
+    float *panel = scratch(t_panel, ci * effnet::gemm::kNR);
+    effnet::gemm::columns(a.data(), co, ci, x, n, p, y, epilogue, begin, end, panel);
   });
   return kOk;
 }
@@ -1326,5 +1417,8 @@ EFFNET_CONV_KERNELS(effnet_dense_bn_silu_eval, dense_bn_silu_eval)
 EFFNET_CONV_KERNELS(effnet_dense_bwd_x, dense_bwd_x)
 EFFNET_CONV_KERNELS(effnet_dense_bwd_w, dense_bwd_w)
 
+// 1x1 conv on small maps in inference (see pointwise_eval): plain or with BN, and with BN + SiLU.
+EFFNET_KERNEL(effnet_pw_eval, pointwise_eval<false>(nparam, params, ndims, shapes, dtypes))
+EFFNET_KERNEL(effnet_pw_bn_silu_eval, pointwise_eval<true>(nparam, params, ndims, shapes, dtypes))
 // 1x1 conv weight gradient (see pw_bwd_w).
 EFFNET_KERNEL(effnet_pw_bwd_w, pw_bwd_w(nparam, params, ndims, shapes, dtypes))

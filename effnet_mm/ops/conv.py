@@ -10,7 +10,9 @@ and the 1x1 convs (``'pointwise'``, stride 1, ``groups == 1``), whose forward st
 kernels are fast there) but whose backward is rebuilt: the weight gradient on a kernel for maps of at least
 ``POINTWISE_MIN_PIXELS`` pixels (oneDNN's NCHW backward-weights kernel is 2.5-4x slower there, faster on the small
 late-stage maps), and the input gradient as a forward 1x1 conv with the transposed weight (oneDNN runs its forward
-convs faster than its backward-data kernel).
+convs faster than its backward-data kernel).  In eval mode, maps of at most ``POINTWISE_EVAL_MAX_PIXELS`` pixels
+(B0's 7x7 at 224 px) run the forward on a kernel that takes the columns of all images as one matrix (oneDNN works
+per image there), with a following BatchNorm (+ SiLU) in its epilogue (:class:`PointwiseBNInference`).
 """
 from __future__ import annotations
 
@@ -27,6 +29,9 @@ from .kernel_cell import Float32Cell, KernelSwitch, aot_op, like
 KINDS = ('depthwise', 'dense')
 #: Smallest H * W whose 1x1 weight gradient runs on the kernel (28 x 28; oneDNN wins below, measured on B0 shapes).
 POINTWISE_MIN_PIXELS = 784
+#: Largest H * W whose eval-mode 1x1 forward runs on the kernel (8 x 8; measured in-graph on the 2-core AMD EPYC:
+#: faster than oneDNN on B0's 7 x 7, level on B3's 10 x 10, slower on 14 x 14).
+POINTWISE_EVAL_MAX_PIXELS = 64
 STRIDES = (1, 2)
 PADDINGS = ('same', 'symmetric')
 _FUNC_PREFIX = {'depthwise': 'effnet_dw', 'dense': 'effnet_dense'}
@@ -170,6 +175,40 @@ class ConvBNSiLUInference(KernelSwitch, Float32Cell):
         return self.kernel(x, weight, gamma, beta, ops.stack((mean, variance)), self.eps)
 
 
+class PointwiseBNInference(KernelSwitch, Float32Cell):
+    """A 1x1 conv and its BatchNorm on the moving statistics (+ SiLU) in one kernel, for small maps in eval mode.
+
+    ``(x, weight, gamma, beta, moving_mean, moving_variance) -> y``; called by
+    :class:`~effnet_mm.models.layers.ConvBNAct` in eval mode on maps of at most ``POINTWISE_EVAL_MAX_PIXELS`` pixels
+    (no parameters of its own): the projection convs and the head conv of the last stages.
+
+    Example (built by ``ConvBNAct``, not from a config)::
+
+        head = PointwiseBNInference(in_channels=320, out_channels=1280, silu=True, eps=1e-3)
+
+    Args:
+        in_channels, out_channels: the conv's channels.
+        silu: SiLU after the BatchNorm.
+        eps: the BatchNorm's epsilon.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, silu: bool, eps: float) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.silu = silu
+        self.eps = Tensor([eps], ms.float32)
+        self.use_kernel = False
+        self.kernel = None
+        self.enable_kernel(True)
+
+    def make_kernel(self) -> ops.Custom:
+        return pointwise_eval_op(self.in_channels, self.out_channels, bn=True, silu=self.silu)
+
+    def construct(self, x, weight, gamma, beta, mean, variance):
+        return self.kernel(x, weight, gamma, beta, ops.stack((mean, variance)), self.eps)
+
+
 @functools.cache
 def pointwise_grads(in_channels: int, out_channels: int) -> Callable:
     """``(x, w, dy) -> (dx, dw)``: the backward of a 1x1 conv (stride 1, no groups; see the module docstring)."""
@@ -192,8 +231,42 @@ def pointwise_grads(in_channels: int, out_channels: int) -> Callable:
     return grads
 
 
+def small_maps(x) -> bool:
+    """Whether the eval-mode 1x1 kernels (``pointwise_eval_op``) take ``x``: a static-shape check, decided when the
+    graph compiles."""
+    return x.shape[2] * x.shape[3] <= POINTWISE_EVAL_MAX_PIXELS
+
+
+@functools.cache
+def pointwise_eval_op(in_channels: int, out_channels: int, bn: bool = False, silu: bool = False) -> ops.Custom:
+    """``(x, w) -> conv1x1(x, w)``, or with ``bn`` ``(x, w, gamma, beta, stats, eps) -> act(bn(conv1x1(x, w)))`` with
+    the BN on given statistics and act SiLU when ``silu``: the small-map eval kernel, with its ``bprop`` (through
+    MindSpore's conv, :func:`pointwise_grads` and the BN kernel's backward)."""
+    conv_grads = pointwise_grads(in_channels, out_channels)
+    if not bn:
+        def bprop(x, w, out, dout):
+            return conv_grads(x, w, dout)
+
+        return aot_op('effnet_pw_eval', out_shape=_pointwise_out_shape, out_dtype=like(0), bprop=bprop)
+    conv = ops.Conv2D(out_channel=out_channels, kernel_size=(1, 1))
+    bn_grads = bn_act_grad(silu, False)
+
+    def bprop_bn(x, w, gamma, beta, stats, eps, out, dout):
+        d_bn = bn_grads(conv(x, w), gamma, beta, stats, eps, dout)
+        dx, dw = conv_grads(x, w, d_bn[0])
+        return (dx, dw) + d_bn[1:]
+
+    return aot_op('effnet_pw_bn_silu_eval' if silu else 'effnet_pw_eval', out_shape=_pointwise_out_shape,
+                  out_dtype=like(0), bprop=bprop_bn)
+
+
+def _pointwise_out_shape(x, w, *bn):
+    return (x[0], w[0], x[2], x[3])
+
+
 class PointwiseConv(Float32Cell):
-    """``(x, weight) -> conv1x1(x, weight)`` (stride 1, no groups) with the faster backward described above."""
+    """``(x, weight) -> conv1x1(x, weight)`` (stride 1, no groups) with the faster backward described above, and in
+    eval mode on small maps the forward on a kernel."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
@@ -201,8 +274,11 @@ class PointwiseConv(Float32Cell):
         self.out_channels = out_channels
         self.conv = ops.Conv2D(out_channel=out_channels, kernel_size=(1, 1))
         self.grads = pointwise_grads(in_channels, out_channels)
+        self.small_maps_kernel = pointwise_eval_op(in_channels, out_channels)
 
     def construct(self, x, weight):
+        if not self.training and small_maps(x):
+            return self.small_maps_kernel(x, weight)
         return self.conv(x, weight)
 
     def bprop(self, x, weight, out, dout):

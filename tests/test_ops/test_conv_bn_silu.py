@@ -79,15 +79,15 @@ def test_conv_bn_act_uses_the_stem_kernel_only_in_eval():
     stem.bn.moving_variance.set_data(ms.Tensor(rng.uniform(0.5, 2.0, 32).astype(np.float32)))
     x = ms.Tensor(rng.standard_normal((2, 3, 20, 21)).astype(np.float32))
     stem.set_train(False)
-    assert stem._inference_kernel_applies()
+    assert stem._inference_kernel_applies(x)
     fused, jitted = stem(x).asnumpy(), ms.jit(stem.construct)(x).asnumpy()
     stem.inference_kernel.enable_kernel(False)
-    assert not stem._inference_kernel_applies()
+    assert not stem._inference_kernel_applies(x)
     separate = stem(x).asnumpy()
     np.testing.assert_allclose(fused, separate, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(jitted, separate, rtol=1e-5, atol=1e-6)
     stem.inference_kernel.enable_kernel(True)
     stem.set_train(True)
-    assert not stem._inference_kernel_applies()
+    assert not stem._inference_kernel_applies(x)
     assert ConvBNAct(3, 32, 3, stride=2, act=False).inference_kernel is None  # BN without swish
     assert ConvBNAct(8, 8, 3, groups=8).inference_kernel is None  # depthwise: MBConv's stage covers it

@@ -7,7 +7,7 @@ from mindspore import nn
 
 from effnet_mm.ops import BatchNormAct2d, SiLU
 from effnet_mm.ops.batchnorm import on_moving_stats_kernel
-from effnet_mm.ops.conv import CONV_BN_SILU_KERNEL_SIZES, ConvBNSiLUInference
+from effnet_mm.ops.conv import CONV_BN_SILU_KERNEL_SIZES, ConvBNSiLUInference, PointwiseBNInference, small_maps
 from effnet_mm.registry import MODELS
 from effnet_mm.variants import NORM_CFG
 
@@ -22,8 +22,9 @@ class ConvBNAct(nn.Cell):
     Parameters are named ``conv.weight`` and ``bn.{gamma,beta,moving_mean,moving_variance}``.  With ``BN`` the norm
     layer is :class:`effnet_mm.ops.BatchNormAct2d` (an ``nn.BatchNorm2d`` that applies the swish itself, on CPU
     kernels); other norm types (``SyncBN``) are followed by a separate swish.  In eval mode a dense k x k conv (the
-    stem) with BN + swish runs as one kernel (:class:`~effnet_mm.ops.conv.ConvBNSiLUInference`,
-    ``inference_kernel``) on the same parameters.
+    stem) with BN + swish, and a 1x1 conv with BN (+ swish) on small maps (the last stages' projections and the head
+    conv), run as one kernel (``inference_kernel``: :class:`~effnet_mm.ops.conv.ConvBNSiLUInference`,
+    :class:`~effnet_mm.ops.conv.PointwiseBNInference`) on the same parameters.
 
     Example config::
 
@@ -66,18 +67,22 @@ class ConvBNAct(nn.Cell):
         # BatchNormAct2d applies the swish itself (one kernel pass each way on CPU); other norm layers do not.
         self.bn = build_norm_layer(norm_cfg, out_channels, act=act)
         self.act = SiLU() if act and not isinstance(self.bn, BatchNormAct2d) else None
+        self.swish = act
         self.inference_kernel = None
         if (self.conv.kernel_kind == 'dense' and kernel_size in CONV_BN_SILU_KERNEL_SIZES
                 and on_moving_stats_kernel(self.bn, silu=True)):
             self.inference_kernel = ConvBNSiLUInference(stride, self.conv.kernel_padding, self.bn.eps)
+        elif self.conv.kernel_kind == 'pointwise' and on_moving_stats_kernel(self.bn, silu=act):
+            self.inference_kernel = PointwiseBNInference(in_channels, out_channels, act, self.bn.eps)
 
-    def _inference_kernel_applies(self) -> bool:
-        # Compile-time constants under jit, checked at every call (set_kernels or AMP may change them).
+    def _inference_kernel_applies(self, x) -> bool:
+        # Compile-time constants under jit (static shapes), checked at every call (set_kernels or AMP may change them).
         return (not self.training and self.inference_kernel is not None and self.inference_kernel.use_kernel
-                and self.conv.use_kernel and on_moving_stats_kernel(self.bn, silu=True))
+                and self.conv.use_kernel and on_moving_stats_kernel(self.bn, silu=self.swish)
+                and (self.conv.kernel_kind != 'pointwise' or small_maps(x)))
 
     def construct(self, x):
-        if self._inference_kernel_applies():
+        if self._inference_kernel_applies(x):
             bn = self.bn
             return self.inference_kernel(x, self.conv.weight, bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance)
         x = self.bn(self.conv(x))
