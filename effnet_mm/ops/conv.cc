@@ -984,6 +984,49 @@ int dw_bn_silu_eval(int nparam, void **params, int *ndims, int64_t **shapes, con
 
 thread_local std::vector<float> t_expanded, t_stage_out, t_pooled, t_panel, t_gemm_tile;
 
+// The projection of a block kernel: its 1x1 conv's weights packed for gemm.h and its BatchNorm as the GEMM's epilogue.
+struct BlockProjection {
+  std::vector<float> packed, scale, shift;
+  int64_t co = 0;
+
+  // w_p at params[wp] (Co, Ce, 1, 1), its BN (gamma, beta, stats, eps) from wp + 1.
+  bool init(void **params, int *ndims, int64_t **shapes, int wp, int64_t ce) {
+    const int64_t *ps = shapes[wp];
+    co = ps[0];
+    effnet::BnParams bn;
+    if (ndims[wp] != 4 || ps[1] != ce || ps[2] != 1 || ps[3] != 1 ||
+        !effnet::parse_bn_params(params, ndims, shapes, wp + 1, co, &bn))
+      return false;
+    packed = effnet::gemm::pack_a(static_cast<const float *>(params[wp]), co, ce);
+    bn_constants(bn, co, &scale, &shift);
+    return true;
+  }
+};
+
+// One image of a block kernel on the calling thread: the stage over blocks of kVec channels whose nc input planes
+// input(c0, nc) returns, the SE gate on the image's stage output in place, then the projection conv from the cache with
+// its BatchNorm (and the residual, when set) in the GEMM's epilogue, into out.  `panel` is gemm.h scratch of at least
+// Ce * kNR floats (and of the input's conv, if input runs one), `tile` of kMR * kNR.
+template <typename Input>
+void block_image(const StageEval &stage, const BlockProjection &proj, Input &&input, const float *residual, float *out,
+                 float *panel, float *tile, int64_t step = kVec) {
+  const int64_t ce = stage.c;
+  float *y = scratch(t_stage_out, ce * stage.out_sz);
+  float *pooled = scratch(t_pooled, ce);
+  for (int64_t c0 = 0; c0 < ce; c0 += step) {
+    const int64_t nc = std::min<int64_t>(step, ce - c0);
+    stage.channels(input(c0, nc), c0, nc, y, pooled, stage.block_taps(c0, nc));
+  }
+  float *gate = scratch(t_gate, ce);
+  se_gates(stage.se, stage.w2t.data(), pooled, ce, gate);
+  stage.excite(0, ce, y, gate);
+  effnet::gemm::Epilogue ep;
+  ep.scale = proj.scale.data();
+  ep.shift = proj.shift.data();
+  ep.residual = residual;
+  effnet::gemm::rows(proj.packed.data(), ce, y, stage.out_sz, 0, proj.co, out, ep, panel, tile);
+}
+
 template <bool kResidual>
 int mbconv_eval(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s, bool sym) {
   if (nparam != 21 && nparam != 16) return kBadArgs;
@@ -991,61 +1034,41 @@ int mbconv_eval(int nparam, void **params, int *ndims, int64_t **shapes, const c
   const bool expanded = nparam == 21;
   const int first = expanded ? 1 : 0;  // the stage's parameters as dw_bn_silu_eval's, from params[first + 1]
   const int wp = nparam - 6, oi = nparam - 1;
-  for (int i : {0, wp, oi})
-    if (ndims[i] != 4) return kBadArgs;
-  const int64_t *xs = shapes[0], *ps = shapes[wp], *os = shapes[oi];
-  const int64_t n = xs[0], ci = xs[1], ce = expanded ? shapes[1][0] : ci, co = ps[0];
+  if (ndims[0] != 4 || ndims[oi] != 4) return kBadArgs;
+  const int64_t *xs = shapes[0], *os = shapes[oi];
+  const int64_t n = xs[0], ci = xs[1], ce = expanded ? shapes[1][0] : ci;
   StageEval stage;
-  effnet::BnParams proj_bn;
+  BlockProjection proj;
   if ((expanded && (ndims[1] != 4 || shapes[1][1] != ci || shapes[1][2] != 1 || shapes[1][3] != 1)) ||
-      ps[1] != ce || ps[2] != 1 || ps[3] != 1 || os[0] != n || os[1] != co ||
       !stage.init(params + first, ndims + first, shapes + first, ce, xs[2], xs[3], os[2], os[3], s, sym, expanded,
                   true) ||
-      !effnet::parse_bn_params(params, ndims, shapes, wp + 1, co, &proj_bn) ||
-      (kResidual && (co != ci || os[2] != xs[2] || os[3] != xs[3])))
+      !proj.init(params, ndims, shapes, wp, ce) || os[0] != n || os[1] != proj.co ||
+      (kResidual && (proj.co != ci || os[2] != xs[2] || os[3] != xs[3])))
     return kBadShape;
   const float *x = static_cast<const float *>(params[0]);
   float *out = static_cast<float *>(params[oi]);
   const int64_t in_sz = stage.in_sz, out_sz = stage.out_sz;
-  // The expansion weights packed per block of kVec output channels (the stage's channel blocks), the projection's
-  // whole.
+  // The expansion weights packed per block of kVec output channels (the stage's channel blocks).
   std::vector<std::vector<float>> expand_blocks;
   if (expanded) {
     const float *we = static_cast<const float *>(params[1]);
     for (int64_t c0 = 0; c0 < ce; c0 += kVec)
       expand_blocks.push_back(effnet::gemm::pack_a(we + c0 * ci, std::min<int64_t>(kVec, ce - c0), ci));
   }
-  const std::vector<float> project = effnet::gemm::pack_a(static_cast<const float *>(params[wp]), co, ce);
-  effnet::gemm::Epilogue epilogue;
-  std::vector<float> scale, shift;
-  bn_constants(proj_bn, co, &scale, &shift);
-  epilogue.scale = scale.data();
-  epilogue.shift = shift.data();
   const int threads = threads_for(n * (ci * in_sz + ce * (in_sz + out_sz)));
   effnet::parallel_for(n, 1, threads, [&](int64_t begin, int64_t end) {
     float *panel = scratch(t_panel, std::max(ci, ce) * effnet::gemm::kNR);
     float *tile = scratch(t_gemm_tile, effnet::gemm::kMR * effnet::gemm::kNR);
-    float *y = scratch(t_stage_out, ce * out_sz);
-    float *pooled = scratch(t_pooled, ce);
     for (int64_t b = begin; b < end; ++b) {
       const float *xb = x + b * ci * in_sz;
-      for (int64_t c0 = 0; c0 < ce; c0 += kVec) {
-        const int64_t nc = std::min<int64_t>(kVec, ce - c0);
-        const float *src = xb + c0 * in_sz;
-        if (expanded) {
-          float *e = scratch(t_expanded, nc * in_sz);
-          effnet::gemm::rows(expand_blocks[c0 / kVec].data(), ci, xb, in_sz, 0, nc, e, effnet::gemm::Epilogue{},
-                             panel, tile);
-          src = e;
-        }
-        stage.channels(src, c0, nc, y, pooled, stage.block_taps(c0, nc));
-      }
-      float *gate = scratch(t_gate, ce);
-      se_gates(stage.se, stage.w2t.data(), pooled, ce, gate);
-      stage.excite(0, ce, y, gate);
-      effnet::gemm::Epilogue ep = epilogue;
-      if (kResidual) ep.residual = xb;
-      effnet::gemm::rows(project.data(), ce, y, out_sz, 0, co, out + b * co * out_sz, ep, panel, tile);
+      const auto input = [&](int64_t c0, int64_t nc) -> const float * {
+        if (!expanded) return xb + c0 * in_sz;
+        float *e = scratch(t_expanded, nc * in_sz);
+        effnet::gemm::rows(expand_blocks[c0 / kVec].data(), ci, xb, in_sz, 0, nc, e, effnet::gemm::Epilogue{},
+                           panel, tile);
+        return e;
+      };
+      block_image(stage, proj, input, kResidual ? xb : nullptr, out + b * proj.co * out_sz, panel, tile);
     }
   });
   return kOk;
@@ -1166,6 +1189,63 @@ int dense_bn_silu_eval(int nparam, void **params, int *ndims, int64_t **shapes, 
         float *dst = yb + j * out_sz + oh0 * g.wo;
         effnet::silu_span(dst, (oh1 - oh0) * g.wo, scale[c0 + j], shift[c0 + j], dst);
       }
+    }
+  });
+  return kOk;
+}
+
+// The stem and the first MBConv block in inference, one image per work item: the stem (dense conv + BN + SiLU, as
+// dense_bn_silu_eval computes it) kVec output channels at a time into a per-thread buffer that the block's depthwise
+// stage reads at once, then the block as mbconv_eval without expansion (block_image).  Separately the stem's output
+// (32 x 112 x 112 floats per image for B0 at 224 px, 51 MB per batch of 32) goes to memory and is read back.  Inputs:
+// x (N, Ci, H, W), w_s (Ce, Ci, K, K), the stem BN (gamma, beta, stats, eps), then the block's w_dw, depthwise BN, SE
+// (w1, b1, w2, b2), w_p and projection BN; output (N, Co, Ho, Wo).  The stride and padding of the name are the stem's;
+// the block's depthwise conv has stride 1 and TF "SAME" padding (all EfficientNets' first block; "SAME" equals k / 2
+// there).
+thread_local std::vector<float> t_image;
+
+int stem_mbconv_eval(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, int64_t s,
+                     bool sym) {
+  if (nparam != 21 || ndims[0] != 4 || ndims[1] != 4 || ndims[20] != 4) return kBadArgs;
+  if (!all_float32(nparam, dtypes)) return kBadDtype;
+  const int64_t *xs = shapes[0], *ws = shapes[1], *os = shapes[20];
+  const int64_t n = xs[0], ci = xs[1], ce = ws[0], k = ws[2];
+  Plane g;
+  effnet::BnParams stem_bn;
+  StageEval stage;
+  BlockProjection proj;
+  if (ws[1] != ci || ws[3] != k || !make_plane(xs[2], xs[3], os[2], os[3], k, s, sym, &g) ||
+      !effnet::parse_bn_params(params, ndims, shapes, 2, ce, &stem_bn) ||
+      !stage.init(params + 5, ndims + 5, shapes + 5, ce, g.ho, g.wo, g.ho, g.wo, 1, false, false, true) ||
+      !proj.init(params, ndims, shapes, 15, ce) || os[0] != n || os[1] != proj.co)
+    return kBadShape;
+  const DenseRowsFn rows_fn = select_dense_rows(g);
+  if (rows_fn == nullptr) return kBadShape;
+  std::vector<float> scale, shift;
+  bn_constants(stem_bn, ce, &scale, &shift);
+  const int64_t in_sz = g.h * g.w, out_sz = g.ho * g.wo, taps = ci * k * k;
+  const int64_t blocks = (ce + kDenseBlock - 1) / kDenseBlock;
+  std::vector<float> wp(blocks * kDenseBlock * taps, 0.0f);  // stem weights zero-padded to whole channel blocks
+  std::memcpy(wp.data(), params[1], sizeof(float) * ce * taps);
+  const float *x = static_cast<const float *>(params[0]);
+  float *out = static_cast<float *>(params[20]);
+  const int threads = threads_for(n * ce * out_sz * (ci + 2));
+  effnet::parallel_for(n, 1, threads, [&](int64_t begin, int64_t end) {
+    float *panel = scratch(t_panel, ce * effnet::gemm::kNR);
+    float *tile = scratch(t_gemm_tile, effnet::gemm::kMR * effnet::gemm::kNR);
+    float *packed = scratch(t_image, ci * g.size());
+    for (int64_t b = begin; b < end; ++b) {
+      for (int64_t c = 0; c < ci; ++c) pack(x + (b * ci + c) * in_sz, g, packed + c * g.size());
+      const auto stem = [&](int64_t c0, int64_t nc) -> const float * {
+        float *e = scratch(t_expanded, nc * out_sz);
+        for (int64_t j = 0; j < nc; j += kDenseBlock)
+          rows_fn(packed, ci, wp.data() + (c0 + j) * taps, g, 0, g.ho, std::min<int64_t>(kDenseBlock, nc - j), out_sz,
+                  e + j * out_sz);
+        for (int64_t l = 0; l < nc; ++l)
+          effnet::silu_span(e + l * out_sz, out_sz, scale[c0 + l], shift[c0 + l], e + l * out_sz);
+        return e;
+      };
+      block_image(stage, proj, stem, nullptr, out + b * proj.co * out_sz, panel, tile, kDenseBlock);
     }
   });
   return kOk;
@@ -1412,8 +1492,9 @@ EFFNET_CONV_KERNELS(effnet_dw_pre_bn_silu_se_eval, (dw_bn_silu_eval<true, true>)
 EFFNET_CONV_KERNELS(effnet_mbconv_eval, mbconv_eval<false>)
 EFFNET_CONV_KERNELS(effnet_mbconv_eval_res, mbconv_eval<true>)
 EFFNET_CONV_KERNELS(effnet_dense_fwd, dense_fwd)
-// The stem in inference (dense conv + BN + SiLU, see dense_bn_silu_eval).
+// The stem in inference (dense conv + BN + SiLU, see dense_bn_silu_eval), and with the first block (stem_mbconv_eval).
 EFFNET_CONV_KERNELS(effnet_dense_bn_silu_eval, dense_bn_silu_eval)
+EFFNET_CONV_KERNELS(effnet_stem_mbconv_eval, stem_mbconv_eval)
 EFFNET_CONV_KERNELS(effnet_dense_bwd_x, dense_bwd_x)
 EFFNET_CONV_KERNELS(effnet_dense_bwd_w, dense_bwd_w)
 

@@ -1,16 +1,19 @@
-"""The whole-block inference kernel (``MBConvInference``): against the depthwise stage between MindSpore's 1x1 convs,
-values and gradients; and MBConv's choice of it."""
+"""The whole-block inference kernels (``MBConvInference``; ``StemMBConvInference`` with the stem before the first
+block): against the depthwise stage between MindSpore's 1x1 convs (and the stem kernel), values and gradients; and
+MBConv's and EfficientNet's choice of them."""
 import mindspore as ms
 import numpy as np
 import pytest
 from mindspore import ops
 
+from effnet_mm.models.backbones import EfficientNet
 from effnet_mm.models.backbones.mbconv import MBConv
 from effnet_mm.ops import kernels_unavailable_reason
 from effnet_mm.ops.batchnorm import bn_act_op
+from effnet_mm.ops.conv import conv_bn_silu_op
 from effnet_mm.ops.depthwise_stage import depthwise_stage_op
 from effnet_mm.ops.kernel_cell import kernel_threads
-from effnet_mm.ops.mbconv_inference import BLOCK_MIN_PIXELS, mbconv_inference_op
+from effnet_mm.ops.mbconv_inference import BLOCK_MIN_PIXELS, mbconv_inference_op, stem_mbconv_inference_op
 
 pytestmark = pytest.mark.skipif(kernels_unavailable_reason() is not None,
                                 reason=f'kernels unavailable: {kernels_unavailable_reason()}')
@@ -135,3 +138,66 @@ def test_mbconv_keeps_the_stage_on_small_maps_training_and_without_se():
     block.set_train(True)
     assert not block._inference_block_applies(large)
     assert MBConv(8, 8, 3, 1, 4, se_ratio=0.0).inference_block is None
+
+
+# (N, Ci, H, W, Ce, Co, stride, padding) of the stem + first block kernel: B0-like channels on odd sizes, channel counts
+# that leave partial stem and GEMM blocks, symmetric padding, one image.
+STEM_CASES = [
+    (2, 3, 33, 32, 32, 16, 2, 'same'),
+    (2, 3, 17, 19, 20, 12, 1, 'same'),
+    (1, 4, 30, 30, 24, 8, 2, 'symmetric'),
+]
+
+
+@pytest.mark.parametrize('case', STEM_CASES, ids=str)
+def test_stem_and_block_equal_the_stem_kernel_and_the_block_kernel(case):
+    n, ci, h, w, ce, co, stride, padding = case
+    rng = np.random.default_rng(h * 10 + ce)
+    x, w_s = _tensor(rng, (n, ci, h, w)), _tensor(rng, (ce, ci, 3, 3)) * 0.3
+    block_inputs = _inputs((n, ce, ce, co, 1, 1, 3, 1, 'same'))[1:]  # the block's parameters (no expansion)
+    inputs = (x, w_s) + _bn(rng, ce) + block_inputs
+    stem, block = conv_bn_silu_op(stride, padding), mbconv_inference_op(1, 'same', False, False, (ce, ce, co))
+
+    def separate(x, w_s, gamma, beta, stats, eps, *rest):
+        return block(stem(x, w_s, gamma, beta, stats, eps), *rest)
+
+    fused, fused_grads = _value_and_grads(stem_mbconv_inference_op(stride, padding, (ce, ce, co)), inputs)
+    ref, ref_grads = _value_and_grads(separate, inputs)
+    # The same loops in the same order as the two kernels: equal up to the SiLU of a whole plane against row bands.
+    np.testing.assert_allclose(fused, ref, rtol=1e-6, atol=1e-6 * float(np.abs(ref).max()))
+    assert len(fused_grads) == len(ref_grads) == len(inputs) - 2 * 3
+    for got, want in zip(fused_grads, ref_grads):
+        assert np.abs(want).max() > 0
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
+
+
+def _backbone(**kwargs):
+    ms.set_seed(0)
+    model = EfficientNet('b0', **kwargs)
+    rng = np.random.default_rng(6)
+    for param in model.get_parameters():
+        if 'moving_mean' in param.name:
+            param.set_data(_tensor(rng, param.shape) * 0.1)
+        elif 'moving_variance' in param.name:
+            param.set_data(_tensor(rng, param.shape, 0.5, 2.0))
+    model.set_train(False)
+    return model
+
+
+def test_efficientnet_eval_runs_the_stem_and_first_block_on_one_kernel():
+    # 64 px: the stem's output 32 x 32 is at least BLOCK_MIN_PIXELS.
+    x = _tensor(np.random.default_rng(7), (max(2, kernel_threads()), 3, 64, 64))
+    fused_model, separate_model = _backbone(), _backbone()
+    assert fused_model._stem_block_applies(x)
+    separate_model.stem_block.enable_kernel(False)
+    assert not separate_model._stem_block_applies(x)
+    # Separate instances: a graph compiled with the stem kernel would be reused for the same cell.
+    fused = ms.jit(fused_model.construct)(x)[0].asnumpy()
+    separate = ms.jit(separate_model.construct)(x)[0].asnumpy()
+    np.testing.assert_allclose(fused, separate, rtol=1e-5, atol=1e-6 * float(np.abs(separate).max()))
+    # Not when the stem's output is requested, in training, or on maps below the block kernel's.
+    assert not _backbone(out_indices=(0, 6))._stem_block_applies(x)
+    fused_model.set_train(True)
+    assert not fused_model._stem_block_applies(x)
+    fused_model.set_train(False)
+    assert not fused_model._stem_block_applies(x[:, :, :32, :32])

@@ -89,8 +89,9 @@ def _b0_loss_and_grads(kernels: bool):
     # SE: 16 x (mean, SiLU, sigmoid gate); BN (+ SiLU) of all 49 ConvBNAct; the neck's global mean; the 16 blocks'
     # fused inference stages and whole-block inference kernels (used by the eval forward below, the block kernel on
     # the maps from 28 x 28: here the first blocks' 32 x 32); the eval stem kernel; the eval 1x1 conv + BN (+ SiLU)
-    # kernels of the 32 ConvBNAct 1x1 convs (used on small maps: here the last stages' 2 x 2)
-    assert set_kernels(model, kernels) == (17 + 64 + 48 + 49 + 1 + 16 + 16 + 1 + 32 if kernels else 0)
+    # kernels of the 32 ConvBNAct 1x1 convs (used on small maps: here the last stages' 2 x 2); the stem + first block
+    # kernel (used from 56 px input with one image per thread: here on the 32 x 32 stem output)
+    assert set_kernels(model, kernels) == (17 + 64 + 48 + 49 + 1 + 16 + 16 + 1 + 32 + 1 if kernels else 0)
     model.set_train(True)
     rng = np.random.default_rng(0)
     x = ms.Tensor(rng.standard_normal((2, 3, 64, 64)).astype(np.float32))

@@ -4,6 +4,7 @@ from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
 from mindspore import nn
 
+from effnet_mm.ops.mbconv_inference import StemMBConvInference
 from effnet_mm.registry import MODELS
 from effnet_mm.variants import Variant, get_variant
 
@@ -47,7 +48,9 @@ class EfficientNet(nn.Cell):
 
     The cells are grouped like mmpretrain's EfficientNet into seven ``layers``: ``layers.0`` is the stem,
     ``layers.1``–``layers.5`` hold the blocks with output strides 2, 4, 8, 16 and 32, and ``layers.6`` is the 1x1
-    head conv (``round(1280 * width)`` channels).
+    head conv (``round(1280 * width)`` channels).  In eval mode with the CPU kernels the stem and the first block run
+    as one kernel per image (:class:`~effnet_mm.ops.mbconv_inference.StemMBConvInference`, ``stem_block``) where the
+    first block would run on its whole-block kernel and the stem's output is not one of ``out_indices``.
 
     Example config::
 
@@ -111,6 +114,14 @@ class EfficientNet(nn.Cell):
         #: Drop probability of every block that has drop path, in the row order of ``drop_masks``.
         self.drop_path_probs: Tuple[float, ...] = tuple(b.drop_path.drop_prob for b in drop_blocks)
         self.out_channels = tuple(self._layer_out_channels(groups)[i] for i in self.out_indices)
+        self.stem_block = None
+        stem, first = layers[0], layers[1][0]
+        if (stem.inference_kernel is not None and first.inference_block is not None and first.expand_conv is None
+                and first.stride == 1 and first.depthwise_conv.conv.kernel_padding == 'same'):
+            self.stem_block = StemMBConvInference(
+                stem.conv.stride, stem.conv.kernel_padding, stem.conv.kernel_size,
+                (stem.conv.out_channels, stem.conv.out_channels, first.out_channels),
+                (stem.bn.eps, first.depthwise_conv.bn.eps, first.linear_conv.bn.eps))
         self._apply_freeze_and_norm_eval()
 
     def _normalise_out_indices(self, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
@@ -144,12 +155,28 @@ class EfficientNet(nn.Cell):
         """Features of ``out_indices``; ``drop_masks``: optional ``(len(drop_path_probs), N)`` drop-path factors
         (see :class:`~effnet_mm.models.layers.DropPath`)."""
         outs = ()
+        fuse_stem_block = self._stem_block_applies(x)  # a compile-time constant under jit
         for index, layer in enumerate(self.layers):
-            if index == 0 or index == self.num_layers - 1:
+            if index == 0:
+                x = self._fused_stem_block(x) if fuse_stem_block else layer(x)
+            elif index == self.num_layers - 1:
                 x = layer(x)
             else:
-                for block in layer:
-                    x = block(x, drop_masks)
+                for block_index, block in enumerate(layer):
+                    if not (fuse_stem_block and index == 1 and block_index == 0):
+                        x = block(x, drop_masks)
             if index in self.out_indices:
                 outs = outs + (x, )
         return outs
+
+    def _stem_block_applies(self, x) -> bool:
+        stem, first = self.layers[0], self.layers[1][0]
+        return (self.stem_block is not None and 0 not in self.out_indices and not self.training
+                and self.stem_block.applies_to(x) and stem._inference_kernel_applies(x) and first.block_kernel_usable())
+
+    def _fused_stem_block(self, x):
+        stem, first = self.layers[0], self.layers[1][0]
+        bn = stem.bn
+        w_dw, dw_bn, se, w_p, proj_bn = first.kernel_parameters()
+        return self.stem_block(x, stem.conv.weight, (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance), w_dw,
+                               dw_bn, se, w_p, proj_bn)

@@ -119,9 +119,22 @@ class MBConv(nn.Cell):
                 and (self.se is None or self.se.gate.use_kernel))
 
     def _inference_block_applies(self, x) -> bool:
-        return (self.inference_block is not None and self.inference_block.applies_to(x)
+        return self.inference_block is not None and self.inference_block.applies_to(x) and self.block_kernel_usable()
+
+    def block_kernel_usable(self) -> bool:
+        """Whether this block's layers may run as one eval kernel (whatever the input): eval mode, kernels on, every BN
+        on its moving statistics.  Also asked by the backbone for its stem + first block kernel."""
+        return (self.inference_block is not None and self.inference_block.use_kernel
                 and self._inference_stage_applies() and self._fixed_bn(self.linear_conv.bn)
                 and self.linear_conv.conv.use_kernel and (self.expand_conv is None or self.expand_conv.conv.use_kernel))
+
+    def kernel_parameters(self) -> tuple:
+        """``(w_dw, dw_bn, se, w_p, proj_bn)`` of a block without expansion, BN tuples (gamma, beta, moving_mean,
+        moving_variance), ``se`` (w1, b1, w2, b2): what the block kernels take after the expansion."""
+        dw, bn, proj = self.depthwise_conv, self.depthwise_conv.bn, self.linear_conv
+        return (dw.conv.weight, (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance),
+                (self.se.conv1.weight, self.se.conv1.bias, self.se.conv2.weight, self.se.conv2.bias), proj.conv.weight,
+                (proj.bn.gamma, proj.bn.beta, proj.bn.moving_mean, proj.bn.moving_variance))
 
     def _fused_stage(self, x):
         conv, bn = self.depthwise_conv.conv, self.depthwise_conv.bn
@@ -138,14 +151,11 @@ class MBConv(nn.Cell):
         return out
 
     def _fused_block(self, x):
-        dw, bn, proj = self.depthwise_conv, self.depthwise_conv.bn, self.linear_conv
         pre = None
         w_e = None
         if self.expand_conv is not None:
             w_e = self.expand_conv.conv.weight
             pre = (self.expand_conv.bn.gamma, self.expand_conv.bn.beta, self.expand_conv.bn.moving_mean,
                    self.expand_conv.bn.moving_variance)
-        return self.inference_block(
-            x, w_e, dw.conv.weight, (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance), pre,
-            (self.se.conv1.weight, self.se.conv1.bias, self.se.conv2.weight, self.se.conv2.bias), proj.conv.weight,
-            (proj.bn.gamma, proj.bn.beta, proj.bn.moving_mean, proj.bn.moving_variance))
+        w_dw, bn, se, w_p, proj_bn = self.kernel_parameters()
+        return self.inference_block(x, w_e, w_dw, bn, pre, se, w_p, proj_bn)
