@@ -279,7 +279,10 @@ void plane_bwd_w_generic(const float *dy, const float *buf, const Plane &g, VecF
 // matters most for the small 7x7 / 14x14 planes of the late stages.  Chunks may read up to kVec - 1 columns past
 // the row (into the next row or the zeroed slack); those lanes are never stored, or are multiplied by zero.
 
-template <int K, int S>
+// y += conv(x_padded, w) with kAdd (y zeroed or holding a partial sum; a row's last chunk added column by column),
+// else y = conv(x_padded, w) written once, a row's last chunk as one masked store (the eval stage's planes: no zeroing,
+// no read-back, and a 14-wide row is all tail).
+template <int K, int S, bool kAdd>
 void plane_fwd_t(const float *buf, const float *wk, const Plane &g, float *y) {
   for (int64_t oh = 0; oh < g.ho; ++oh) {
     float *yr = y + oh * g.wo;
@@ -289,27 +292,13 @@ void plane_fwd_t(const float *buf, const float *wk, const Plane &g, float *y) {
         for (int kw = 0; kw < K; ++kw) acc += wk[kh * K + kw] * load_vec(tap_row_s<S>(buf, g, oh, kh, kw) + ow0);
       }
       const int64_t n = g.wo - ow0 < kVec ? g.wo - ow0 : kVec;
-      if (n == kVec) {
+      if (!kAdd) {
+        store_chunk(yr + ow0, acc, n);
+      } else if (n == kVec) {
         store_vec(yr + ow0, load_vec(yr + ow0) + acc);
       } else {
         for (int64_t i = 0; i < n; ++i) yr[ow0 + i] += acc[i];
       }
-    }
-  }
-}
-
-// The depthwise stage's conv of one plane in inference: y = conv(x_padded, w), written once (no zeroing, no
-// read-back; a row's last chunk is a masked store where plane_fwd_t adds column by column — a 14-wide row is all tail).
-template <int K, int S>
-void plane_fwd_set_t(const float *buf, const float *wk, const Plane &g, float *y) {
-  for (int64_t oh = 0; oh < g.ho; ++oh) {
-    float *yr = y + oh * g.wo;
-    for (int64_t ow0 = 0; ow0 < g.wo; ow0 += kVec) {
-      VecF acc = {};
-      for (int kh = 0; kh < K; ++kh) {
-        for (int kw = 0; kw < K; ++kw) acc += wk[kh * K + kw] * load_vec(tap_row_s<S>(buf, g, oh, kh, kw) + ow0);
-      }
-      store_chunk(yr + ow0, acc, g.wo - ow0);
     }
   }
 }
@@ -381,10 +370,10 @@ using BwdWFn = void (*)(const float *, const float *, const Plane &, VecF *);
 
 template <int K, int S>
 struct Kernels {
-  static constexpr FwdFn fwd = plane_fwd_t<K, S>;
+  static constexpr FwdFn fwd = plane_fwd_t<K, S, true>;
   static constexpr FwdFn bwd_x = plane_bwd_x_t<K, S>;
   static constexpr BwdWFn bwd_w = plane_bwd_w_t<K, S>;
-  static constexpr FwdFn fwd_set = plane_fwd_set_t<K, S>;
+  static constexpr FwdFn fwd_set = plane_fwd_t<K, S, false>;
 };
 
 struct PlaneKernels {
@@ -1133,6 +1122,13 @@ void dense_block_rows(const float *packed, int64_t ci, const float *w, const Pla
   for (int64_t oh = oh0; oh < oh1; ++oh) dense_block_row<K, S>(packed, ci, w, g, oh, rows, out_sz, y);
 }
 
+// Dense weights (Co, taps) zero-padded to whole blocks of kDenseBlock output channels, as the row kernels read them.
+std::vector<float> padded_to_blocks(const float *w, int64_t co, int64_t taps) {
+  std::vector<float> padded((co + kDenseBlock - 1) / kDenseBlock * kDenseBlock * taps, 0.0f);
+  std::memcpy(padded.data(), w, sizeof(float) * co * taps);
+  return padded;
+}
+
 typedef void (*DenseRowsFn)(const float *, int64_t, const float *, const Plane &, int64_t, int64_t, int64_t, int64_t,
                             float *);
 
@@ -1174,9 +1170,8 @@ int dense_bn_silu_eval(int nparam, void **params, int *ndims, int64_t **shapes, 
   bn_constants(bn, co, &scale, &shift);
   const float *packed = pack_all(x, n * ci, g);
   const int64_t out_sz = g.ho * g.wo, blocks = (co + kDenseBlock - 1) / kDenseBlock, taps = ci * k * k;
-  // Weights zero-padded to whole blocks of output channels; work items are (image, channel block, row band).
-  std::vector<float> wp(blocks * kDenseBlock * taps, 0.0f);
-  std::memcpy(wp.data(), w, sizeof(float) * co * taps);
+  // Work items are (image, channel block, row band).
+  const std::vector<float> wp = padded_to_blocks(w, co, taps);
   const int64_t band = 8, bands = (g.ho + band - 1) / band;
   effnet::parallel_for(n * blocks * bands, 1, threads_for(n * co * out_sz * ci), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
@@ -1224,9 +1219,7 @@ int stem_mbconv_eval(int nparam, void **params, int *ndims, int64_t **shapes, co
   std::vector<float> scale, shift;
   bn_constants(stem_bn, ce, &scale, &shift);
   const int64_t in_sz = g.h * g.w, out_sz = g.ho * g.wo, taps = ci * k * k;
-  const int64_t blocks = (ce + kDenseBlock - 1) / kDenseBlock;
-  std::vector<float> wp(blocks * kDenseBlock * taps, 0.0f);  // stem weights zero-padded to whole channel blocks
-  std::memcpy(wp.data(), params[1], sizeof(float) * ce * taps);
+  const std::vector<float> wp = padded_to_blocks(static_cast<const float *>(params[1]), ce, taps);
   const float *x = static_cast<const float *>(params[0]);
   float *out = static_cast<float *>(params[20]);
   const int threads = threads_for(n * ce * out_sz * (ci + 2));
