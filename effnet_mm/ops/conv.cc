@@ -138,8 +138,10 @@ inline void take_even(const float *src, int64_t n, float *dst) {
   int64_t j = 0;
 #if defined(__AVX512F__)
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  for (; j + 16 <= n; j += 16)
-    _mm512_storeu_ps(dst + j, _mm512_permutex2var_ps(_mm512_loadu_ps(src + 2 * j), even, _mm512_loadu_ps(src + 2 * j + 16)));
+  for (; j + 16 <= n; j += 16) {
+    const __m512 lo = _mm512_loadu_ps(src + 2 * j), hi = _mm512_loadu_ps(src + 2 * j + 16);
+    _mm512_storeu_ps(dst + j, _mm512_permutex2var_ps(lo, even, hi));
+  }
 #endif
   for (; j < n; ++j) dst[j] = src[2 * j];
 }
@@ -992,10 +994,10 @@ struct BlockProjection {
   }
 };
 
-// One image of a block kernel on the calling thread: the stage over blocks of kVec channels whose nc input planes
-// input(c0, nc) returns, the SE gate on the image's stage output in place, then the projection conv from the cache with
-// its BatchNorm (and the residual, when set) in the GEMM's epilogue, into out.  `panel` is gemm.h scratch of at least
-// Ce * kNR floats (and of the input's conv, if input runs one), `tile` of kMR * kNR.
+// One image of a block kernel on the calling thread: the stage over blocks of `step` channels (at most kVec) whose nc
+// input planes input(c0, nc) returns, the SE gate on the image's stage output in place, then the projection conv from
+// the cache with its BatchNorm (and the residual, when set) in the GEMM's epilogue, into out.  `panel` is gemm.h
+// scratch of at least Ce * kNR floats (and of the input's conv, if input runs one), `tile` of kMR * kNR.
 template <typename Input>
 void block_image(const StageEval &stage, const BlockProjection &proj, Input &&input, const float *residual, float *out,
                  float *panel, float *tile, int64_t step = kVec) {
@@ -1190,11 +1192,11 @@ int dense_bn_silu_eval(int nparam, void **params, int *ndims, int64_t **shapes, 
 }
 
 // The stem and the first MBConv block in inference, one image per work item: the stem (dense conv + BN + SiLU, as
-// dense_bn_silu_eval computes it) kVec output channels at a time into a per-thread buffer that the block's depthwise
-// stage reads at once, then the block as mbconv_eval without expansion (block_image).  Separately the stem's output
-// (32 x 112 x 112 floats per image for B0 at 224 px, 51 MB per batch of 32) goes to memory and is read back.  Inputs:
-// x (N, Ci, H, W), w_s (Ce, Ci, K, K), the stem BN (gamma, beta, stats, eps), then the block's w_dw, depthwise BN, SE
-// (w1, b1, w2, b2), w_p and projection BN; output (N, Co, Ho, Wo).  The stride and padding of the name are the stem's;
+// dense_bn_silu_eval computes it) kDenseBlock output channels at a time into a per-thread buffer that the block's
+// depthwise stage reads at once, then the block as mbconv_eval without expansion (block_image).  Separately the stem's
+// output (32 x 112 x 112 floats per image for B0 at 224 px, 51 MB per batch of 32) goes to memory and is read back.
+// Inputs: x (N, Ci, H, W), w_s (Ce, Ci, K, K), the stem BN (gamma, beta, stats, eps), then the block's w_dw, depthwise
+// BN, SE (w1, b1, w2, b2), w_p and projection BN; output (N, Co, Ho, Wo).  The stride and padding of the name are the stem's;
 // the block's depthwise conv has stride 1 and TF "SAME" padding (all EfficientNets' first block; "SAME" equals k / 2
 // there).
 thread_local std::vector<float> t_image;
