@@ -101,8 +101,9 @@ print('PORTABLE_OK')
 
 @pytest.mark.parametrize('march', ['x86-64-v3', 'x86-64-v2'])  # AVX2 (no AVX-512), and SSE4.2 only
 def test_kernels_built_for_older_cpus_are_correct(tmp_path, march):
-    """The vector code is generic (GCC vector extensions, no intrinsics): build it for an AVX2-only and an SSE-only
-    CPU with EFFNET_MM_MARCH and check conv gradients and BN + SiLU in a fresh process."""
+    """The vector code is generic (GCC vector extensions; AVX-512 intrinsics only behind ``__AVX512F__`` with a generic
+    fallback): build it for an AVX2-only and an SSE-only CPU with EFFNET_MM_MARCH and check conv gradients and BN +
+    SiLU in a fresh process."""
     import platform
     import subprocess
     import sys
